@@ -1,0 +1,32 @@
+/* OpenBLAS core selection (see core.h). */
+#include "core.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *blas_core_name(void) {
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
+static int core_lacks_avx512(const char *name) {
+    static const char *older[] = {"Haswell", "Zen", "Sandybridge", "Nehalem", "Prescott",
+                                  "Core2", "Penryn", "Dunnington", "Atom", "Barcelona"};
+    for (size_t i = 0; i < sizeof older / sizeof older[0]; i++)
+        if (strcasecmp(name, older[i]) == 0) return 1;
+    return 0;
+}
+
+void blas_select_best_core(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("METAMERS_NO_CORE_SELECT")) return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !core_lacks_avx512(blas_core_name())) return;
+    /* Re-exec once; METAMERS_NO_CORE_SELECT guards against a loop if the
+     * setting does not take. If exec fails we simply continue at Haswell speed. */
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("METAMERS_NO_CORE_SELECT", "1", 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE");
+}

@@ -1,0 +1,170 @@
+/* core: what every module needs and nothing module-specific.
+ *
+ * - Error: a message buffer passed down explicitly (no errno-style globals),
+ *   so the command line can print exactly one line naming the file and problem.
+ * - AtomicFile: every output is written to a temp file in the same directory,
+ *   fsync'ed and renamed, so a crash or a full disk never leaves half a file.
+ * - safetensors reader and writer (the model and activation file format).
+ * - Pool: a persistent worker pool for "parallel for" over independent tasks.
+ * - small helpers: monotonic clock, checked allocation, BLAS core selection.
+ */
+#ifndef CORE_H
+#define CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct {
+    char msg[1024];
+} Error;
+
+/* Sets the message (printf-style). Returns -1 so callers can
+ * `return error_set(err, ...)`. */
+int error_set(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with "<prefix>: " (e.g. the file name). */
+int error_prefix(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* malloc/calloc that abort with a message on exhaustion: out of memory is not
+ * a recoverable input error in this program. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+char *xstrdup(const char *s);
+/* 64-byte aligned (AVX-512 lines); free with free(). */
+float *alloc_floats(size_t n);
+
+double now_seconds(void); /* CLOCK_MONOTONIC */
+
+/* ----------------------------------------------------------- atomic files */
+
+typedef struct {
+    FILE *f;
+    char *path;     /* final name */
+    char *tmp_path; /* where bytes go until commit */
+} AtomicFile;
+
+/* Opens "<dir of path>/.<name>.tmp-XXXXXX" for writing with the given mode
+ * (e.g. 0644, 0600). */
+int atomic_open(AtomicFile *af, const char *path, int mode, Error *err);
+/* Flushes, fsyncs, renames over path and fsyncs the directory. On any error
+ * the temp file is removed and path is untouched. Always releases af. */
+int atomic_commit(AtomicFile *af, Error *err);
+/* Drops the temp file; path is untouched. */
+void atomic_abort(AtomicFile *af);
+/* Whole-buffer convenience. */
+int atomic_write_file(const char *path, const void *data, size_t n, int mode, Error *err);
+/* Reads a whole file (NUL-terminated for convenience). */
+int read_file(const char *path, char **data, size_t *size, Error *err);
+/* mkdir -p; mode applies to created directories. */
+int make_dirs(const char *path, int mode, Error *err);
+
+/* -------------------------------------------------------------- safetensors */
+
+#define TENSOR_MAX_DIMS 8
+
+typedef enum {
+    DTYPE_F32,
+    DTYPE_F16,
+    DTYPE_BF16,
+    DTYPE_F64,
+    DTYPE_I64,
+    DTYPE_I32,
+    DTYPE_I16,
+    DTYPE_I8,
+    DTYPE_U8,
+    DTYPE_BOOL,
+} DType;
+
+typedef struct {
+    char *name;
+    DType dtype;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int64_t numel;
+    size_t begin, end; /* byte offsets into the data section */
+} SafetensorsEntry;
+
+typedef struct {
+    char *path;
+    unsigned char *bytes; /* whole file */
+    size_t size;
+    size_t data_start; /* 8 + header length */
+    SafetensorsEntry *entries;
+    int n_entries;
+    char **meta_keys, **meta_values; /* __metadata__ (string -> string) */
+    int n_meta;
+} Safetensors;
+
+/* Reads and validates the whole file: header JSON, dtypes, shapes, offsets
+ * (inside the file, sized numel * dtype size, no overlap, no holes). */
+int safetensors_open(Safetensors *st, const char *path, Error *err);
+/* Same checks on a buffer already in memory (copied); path is for messages. */
+int safetensors_parse(Safetensors *st, const char *path, const void *bytes, size_t size,
+                      Error *err);
+void safetensors_close(Safetensors *st);
+const SafetensorsEntry *safetensors_find(const Safetensors *st, const char *name);
+/* Value of a __metadata__ key, or NULL. */
+const char *safetensors_metadata(const Safetensors *st, const char *key);
+/* Converts tensor `name` (F32/F16/BF16/F64) into dst. If shape is non-NULL the
+ * stored shape must equal it (ndim dims); otherwise only numel must equal
+ * ndim-free `count`. Errors name the file, tensor and the mismatch. */
+int safetensors_read_f32(const Safetensors *st, const char *name, float *dst, int ndim,
+                         const int64_t *shape, Error *err);
+/* Allocates (alloc_floats) and converts; returns entry through *entry_out. */
+int safetensors_load_f32(const Safetensors *st, const char *name, float **dst,
+                         const SafetensorsEntry **entry_out, Error *err);
+const char *dtype_name(DType dt);
+
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    const float *data; /* borrowed until save */
+} SafetensorsWriterTensor;
+
+typedef struct {
+    SafetensorsWriterTensor *tensors;
+    int n_tensors, cap_tensors;
+    char **meta_keys, **meta_values;
+    int n_meta, cap_meta;
+} SafetensorsWriter;
+
+void safetensors_writer_init(SafetensorsWriter *w);
+/* data is borrowed: keep it alive until safetensors_writer_save. */
+int safetensors_writer_add(SafetensorsWriter *w, const char *name, int ndim,
+                           const int64_t *shape, const float *data, Error *err);
+int safetensors_writer_set_metadata(SafetensorsWriter *w, const char *key, const char *value,
+                                    Error *err);
+/* Writes F32 tensors atomically (temp file, fsync, rename). */
+int safetensors_writer_save(const SafetensorsWriter *w, const char *path, Error *err);
+void safetensors_writer_free(SafetensorsWriter *w);
+
+/* -------------------------------------------------------------------- pool */
+
+typedef struct Pool Pool;
+/* nthreads counts the calling thread; nthreads <= 1 runs everything inline. */
+Pool *pool_create(int nthreads);
+void pool_free(Pool *pool);
+int pool_size(const Pool *pool);
+/* Runs fn(ctx, task, worker) for task in [0, ntasks) over the workers
+ * (worker in [0, pool_size)), returns when all are done. Tasks are handed out
+ * dynamically. Not reentrant: one pool_run at a time per pool. */
+void pool_run(Pool *pool, void (*fn)(void *ctx, int task, int worker), void *ctx, int ntasks);
+/* Number of cores to use by default: METAMERS_THREADS if set, else online CPUs. */
+int default_thread_count(void);
+
+/* -------------------------------------------------------------------- BLAS */
+
+/* Debian's OpenBLAS 0.3.21 picks Haswell kernels on AVX-512 machines, which
+ * halves sgemm speed. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so
+ * when the CPU has AVX-512F, the user has not chosen a core and OpenBLAS
+ * picked a pre-AVX-512 core, this re-executes the program once with
+ * OPENBLAS_CORETYPE=SkylakeX. Call first thing in main(). */
+void blas_select_best_core(char **argv);
+/* "Haswell", "SkylakeX", ... as OpenBLAS reports it. */
+const char *blas_core_name(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* metamers: one executable, one subcommand per step of the suite. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "model/model.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} Command;
+
+static int cmd_help(int argc, char **argv);
+
+static const Command commands[] = {
+    {"help", "list subcommands, or `help CMD` for one", cmd_help},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static const Command *find_command(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(int argc, char **argv) {
+    if (argc > 1) {
+        const Command *c = find_command(argv[1]);
+        if (!c) {
+            fprintf(stderr, "metamers: unknown command '%s' (see `metamers help`)\n", argv[1]);
+            return 2;
+        }
+        char *args[] = {(char *)c->name, "--help", NULL};
+        return c == &commands[0] ? 0 : c->run(2, args);
+    }
+    printf("usage: metamers COMMAND [options]   (metamers COMMAND --help for details)\n\n");
+    for (int i = 0; i < N_COMMANDS; i++) printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    blas_select_best_core(argv);
+    if (argc < 2) return cmd_help(1, argv), 2;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cmd_help(1, argv);
+    const Command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "metamers: unknown command '%s' (see `metamers help`)\n", argv[1]);
+        return 2;
+    }
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,80 @@
+/* core: atomic files, worker pool, directory creation. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/core.h"
+#include "test.h"
+
+TEST(atomic_file_replaces_or_keeps) {
+    const char *dir = test_tmpdir(t);
+    char path[600];
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+    Error err = {0};
+    REQUIRE(t, atomic_write_file(path, "old", 3, 0600, &err) == 0, "%s", err.msg);
+    struct stat st;
+    CHECK(t, stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "mode not 0600");
+    /* An aborted write leaves the old content and no temp file behind. */
+    AtomicFile af;
+    REQUIRE(t, atomic_open(&af, path, 0644, &err) == 0, "%s", err.msg);
+    fputs("partial", af.f);
+    atomic_abort(&af);
+    char *data;
+    size_t n;
+    REQUIRE(t, read_file(path, &data, &n, &err) == 0, "%s", err.msg);
+    CHECK(t, n == 3 && memcmp(data, "old", 3) == 0, "old content lost");
+    free(data);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 1", dir);
+    CHECK(t, system(cmd) == 0, "temp file left behind");
+    REQUIRE(t, atomic_write_file(path, "new!", 4, 0644, &err) == 0, "%s", err.msg);
+    REQUIRE(t, read_file(path, &data, &n, &err) == 0, "%s", err.msg);
+    CHECK(t, n == 4 && memcmp(data, "new!", 4) == 0, "new content not written");
+    free(data);
+    CHECK(t, atomic_write_file("/nonexistent-dir/x", "a", 1, 0644, &err) != 0 &&
+                 strstr(err.msg, "/nonexistent-dir/x"), "error should name the file: %s", err.msg);
+}
+
+TEST(make_dirs_nested) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/a/b/c", test_tmpdir(t));
+    Error err = {0};
+    CHECK(t, make_dirs(path, 0700, &err) == 0, "%s", err.msg);
+    CHECK(t, make_dirs(path, 0700, &err) == 0, "existing dir: %s", err.msg);
+    struct stat st;
+    CHECK(t, stat(path, &st) == 0 && S_ISDIR(st.st_mode), "not created");
+}
+
+typedef struct {
+    atomic_int count;
+    int hits[1000];
+    int bad_worker;
+    int n_workers;
+} PoolCtx;
+
+static void pool_task(void *ctx, int task, int worker) {
+    PoolCtx *c = ctx;
+    c->hits[task]++;
+    if (worker < 0 || worker >= c->n_workers) c->bad_worker = 1;
+    atomic_fetch_add(&c->count, 1);
+}
+
+TEST(pool_runs_every_task_once) {
+    for (int threads = 1; threads <= 3; threads++) {
+        Pool *p = pool_create(threads);
+        for (int round = 0; round < 50; round++) {
+            PoolCtx c = {0};
+            c.n_workers = pool_size(p);
+            int n = round * 20;
+            pool_run(p, pool_task, &c, n);
+            CHECK(t, atomic_load(&c.count) == n, "%d threads: ran %d of %d", threads,
+                  atomic_load(&c.count), n);
+            for (int i = 0; i < n; i++) CHECK(t, c.hits[i] == 1, "task %d ran %d times", i, c.hits[i]);
+            CHECK(t, !c.bad_worker, "worker index out of range");
+        }
+        pool_free(p);
+    }
+}
