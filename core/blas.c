@@ -20,7 +20,10 @@ static int core_lacks_avx512(const char *name) {
 }
 
 void blas_select_best_core(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE") || getenv("METAMERS_NO_CORE_SELECT")) return;
+    /* OPENBLAS_CORETYPE=Haswell is sometimes set machine-wide; on an AVX-512
+     * CPU that only costs speed, so it is overridden unless the user asks to
+     * keep it (METAMERS_KEEP_OPENBLAS_CORE=1). */
+    if (getenv("METAMERS_KEEP_OPENBLAS_CORE") || getenv("METAMERS_NO_CORE_SELECT")) return;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !core_lacks_avx512(blas_core_name())) return;
     /* Re-exec once; METAMERS_NO_CORE_SELECT guards against a loop if the

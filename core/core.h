@@ -160,9 +160,10 @@ int default_thread_count(void);
 
 /* Debian's OpenBLAS 0.3.21 picks Haswell kernels on AVX-512 machines, which
  * halves sgemm speed. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so
- * when the CPU has AVX-512F, the user has not chosen a core and OpenBLAS
- * picked a pre-AVX-512 core, this re-executes the program once with
- * OPENBLAS_CORETYPE=SkylakeX. Call first thing in main(). */
+ * when the CPU has AVX-512F and OpenBLAS runs a pre-AVX-512 core (detected,
+ * or forced by an inherited OPENBLAS_CORETYPE), this re-executes the program
+ * once with OPENBLAS_CORETYPE=SkylakeX. METAMERS_KEEP_OPENBLAS_CORE=1 keeps
+ * OpenBLAS's choice. Call first thing in main(). */
 void blas_select_best_core(char **argv);
 /* "Haswell", "SkylakeX", ... as OpenBLAS reports it. */
 const char *blas_core_name(void);
