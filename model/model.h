@@ -60,4 +60,60 @@ void cochleagram_forward(const Cochleagram *c, CochleagramWork *w, Pool *pool,
 void cochleagram_backward(const Cochleagram *c, CochleagramWork *w, Pool *pool,
                           const float *d_out, float *d_wave);
 
+/* ---------------------------------------------------------- architecture */
+
+typedef enum {
+    OP_CONV2D,
+    OP_RELU,
+    OP_MAXPOOL,
+    OP_AVGPOOL,
+    OP_BATCHNORM,
+    OP_LRN,
+    OP_LINEAR,
+    OP_FLATTEN,
+    OP_DROPOUT,
+} LayerOp;
+
+/* One layer as the architecture JSON describes it, with shapes resolved.
+ * Shapes are per example, [C, H, W]; flat layers are [N, 1, 1]. */
+typedef struct {
+    char *name;   /* stage name: "conv0", "word/relu4" */
+    char *params; /* tensor-name prefix: "conv0", "word.conv4" */
+    LayerOp op;
+    int input;    /* index of the input layer; -1 = the network input */
+    int out_shape[3];
+    int out_features;           /* conv2d channels, linear outputs */
+    int kernel[2], stride[2];   /* conv2d, pools */
+    int pad[2];                 /* padding before (top, left); the rest after */
+    bool has_bias;              /* conv2d, linear */
+    bool count_include_pad;     /* avgpool (always true: TF SAME semantics) */
+    double eps, momentum;       /* batchnorm */
+    int lrn_radius;             /* lrn: depth_radius, bias, alpha, beta */
+    double lrn_bias, lrn_alpha, lrn_beta;
+    double dropout_p;
+} LayerSpec;
+
+typedef struct {
+    char *name;
+    int input_shape[3]; /* [1, channels, frames] of the front end */
+    LayerSpec *layers;
+    int n_layers;
+    char **task_names; /* "outputs" map: task -> logits layer */
+    int *task_layers;
+    int n_tasks;
+} Architecture;
+
+int architecture_parse(Architecture *a, const char *json, Error *err);
+void architecture_free(Architecture *a);
+/* -1 for "cochleagram", the layer index for a layer name, -2 if unknown. */
+int architecture_stage_index(const Architecture *a, const char *stage);
+/* Values per example at a stage (layer index, or -1 for the input). */
+int64_t architecture_stage_numel(const Architecture *a, int layer);
+const char *layer_op_name(LayerOp op);
+
+/* ------------------------------------------------------------ commands */
+
+/* `metamers represent`; argv[0] is the subcommand name. Returns the exit code. */
+int model_cmd_represent(int argc, char **argv);
+
 #endif
