@@ -156,6 +156,19 @@ void pool_run(Pool *pool, void (*fn)(void *ctx, int task, int worker), void *ctx
 /* Number of cores to use by default: METAMERS_THREADS if set, else online CPUs. */
 int default_thread_count(void);
 
+/* --------------------------------------------------------------------- rng */
+
+/* Seeded PRNG (xoshiro256**); state is a plain value, copyable to checkpoint. */
+typedef struct {
+    uint64_t s[4];
+} Rng;
+
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_next(Rng *r);
+double rng_uniform(Rng *r);              /* [0, 1) */
+uint64_t rng_below(Rng *r, uint64_t n);  /* [0, n), unbiased */
+double rng_normal(Rng *r);               /* standard normal */
+
 /* -------------------------------------------------------------------- BLAS */
 
 /* Debian's OpenBLAS 0.3.21 picks Haswell kernels on AVX-512 machines, which
