@@ -15,6 +15,10 @@ static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
     {"help", "list subcommands, or `help CMD` for one", cmd_help},
+    {"represent", "a clip's cochleagram and network activations (and input gradient)",
+     model_cmd_represent},
+    {"stages", "list a model's stages and their shapes", model_cmd_stages},
+    {"classify", "top labels per task for audio files", model_cmd_classify},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -230,9 +230,10 @@ static int parse_root(Architecture *a, json_t *root, Error *err) {
             return error_set(err, "'input' must be [channels, height, width]");
         a->input_shape[d] = (int)json_integer_value(x);
     }
-    if (!json_is_array(layers) || json_array_size(layers) == 0 || json_array_size(layers) > 4096)
-        return error_set(err, "'layers' must be a non-empty array");
-    a->layers = xcalloc(json_array_size(layers), sizeof *a->layers);
+    /* An empty list is a front end alone (stage `cochleagram` only). */
+    if (!json_is_array(layers) || json_array_size(layers) > 4096)
+        return error_set(err, "'layers' must be an array");
+    a->layers = xcalloc(json_array_size(layers) + 1, sizeof *a->layers);
     for (size_t i = 0; i < json_array_size(layers); i++) {
         json_t *o = json_array_get(layers, i);
         a->n_layers = (int)i + 1;

@@ -23,7 +23,7 @@ typedef struct {
     int env_sr;        /* envelope rate after downsampling, Hz */
     int window_size;   /* sinc-Kaiser downsampling taps */
     double kaiser_beta;
-    double comp_scale;  /* compression: y = (scale*relu(x) + offset)^power */
+    double comp_scale;  /* compression: y = (scale*(relu(x) + offset))^power */
     double comp_offset;
     double comp_power;
     double comp_clip;   /* |dy/dx| is clipped to this in backward */
@@ -111,9 +111,119 @@ int architecture_stage_index(const Architecture *a, const char *stage);
 int64_t architecture_stage_numel(const Architecture *a, int layer);
 const char *layer_op_name(LayerOp op);
 
+/* --------------------------------------------------------------- network */
+
+/* A layer's parameters: pointers into Network.param_block (NULL if absent).
+ * conv2d weight [out, in, kh, kw], linear weight [out, in] (PyTorch layouts);
+ * batchnorm: weight = gamma, bias = beta, mean/var = running statistics. */
+typedef struct {
+    float *weight, *bias, *mean, *var;
+    int64_t n_weight, n_bias, n_stat;
+    size_t offset; /* of weight in param_block; bias, mean, var follow */
+} LayerParams;
+
+typedef struct {
+    Architecture arch;
+    FrontEndConfig front_end;
+    LayerParams *params; /* one per layer */
+    float *param_block;
+    size_t n_params;
+    char **task_names; /* e.g. "word", "genre" */
+    int *task_layers;  /* logits layer of each task */
+    char ***classes;   /* labels per task (from metadata classes.<task>) */
+    int *n_classes;
+    int n_tasks;
+    char **meta_keys, **meta_values; /* the file's metadata, kept for saving */
+    int n_meta;
+    char *arch_json;
+} Network;
+
+/* Loads and validates: architecture, every tensor's shape (the error names
+ * the first mismatch), finite values, front end matching the input shape. */
+int network_load(Network *net, const char *path, Error *err);
+int network_from_safetensors(Network *net, const Safetensors *st, Error *err);
+/* A model file, or "builtin:NAME[:SEED]" (random weights, cochleagram_1). */
+int network_open(Network *net, const char *spec, Error *err);
+/* A network with zeroed parameters from an architecture JSON and front end. */
+int network_from_architecture(Network *net, const char *arch_json, const FrontEndConfig *fe,
+                              Error *err);
+/* Built-in architectures with PyTorch-default random weights:
+ * "cochcnn9" (Feather 2023 word network, 794 classes), "cochcnn9-small"
+ * (the golden test net's layout). */
+int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
+                    Error *err);
+void network_init_random(Network *net, uint64_t seed);
+void network_free(Network *net);
+/* Saves weights (F32, PyTorch names) with architecture, front_end,
+ * classes.<task>, the loaded file's metadata, and extra key/value pairs
+ * (NULL-terminated list), atomically. */
+int network_save(const Network *net, const char *path, const char *const *extra_meta,
+                 Error *err);
+int network_set_classes(Network *net, int task, char *const *labels, int n, Error *err);
+/* Layer index of a stage name, -1 for "cochleagram"; -2 and an error listing
+ * the valid stages if unknown. */
+int network_stage_index(const Network *net, const char *stage, Error *err);
+/* "a,b,c" or "all" -> stage indices (-1 = cochleagram); returns the count,
+ * or -1 with an error naming the unknown stage and the valid ones. */
+int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err);
+/* [C, H, W] that layer reads. */
+const int *network_input_shape_of(const Network *net, int layer);
+
+/* Activations, gradients and scratch for running a network on `batch`
+ * examples; training adds batch statistics and dropout. One per thread. */
+typedef struct NetworkWork NetworkWork;
+NetworkWork *network_work_create(const Network *net, int batch, bool training);
+void network_work_free(NetworkWork *w);
+int network_work_batch(const NetworkWork *w);
+/* Seed for dropout masks of the next training forward. */
+void network_set_step_seed(NetworkWork *w, uint64_t seed);
+
+/* Runs the layers on the paths from the input (batch x [1, H, W], borrowed
+ * until the backward) to each target layer, nothing else. */
+void network_forward(const Network *net, NetworkWork *w, const float *input, const int *targets,
+                     int n_targets);
+/* Activation of a layer from the last forward (layer -1: the input). */
+const float *network_activation(const NetworkWork *w, int layer);
+/* Backpropagates d_targets[k] (gradient w.r.t. target k's activation) to the
+ * input; returns the input gradient (owned by w). fake_relu: relu layers that
+ * are targets pass the gradient unchanged (Feather 2023's matched stage).
+ * d_params (layout of param_block) accumulates parameter gradients if
+ * non-NULL. Must follow a forward to (at least) the same targets. */
+const float *network_backward(const Network *net, NetworkWork *w, const int *targets,
+                              const float *const *d_targets, int n_targets, bool fake_relu,
+                              float *d_params);
+
+/* ------------------------------------------------------------ whole model */
+
+/* Waveform -> cochleagram -> network for one clip, with the exact backward.
+ * Stages are layer indices, -1 = the cochleagram. */
+typedef struct {
+    const Network *net; /* borrowed */
+    Pool *pool;         /* borrowed, may be NULL */
+    Cochleagram *coch;
+    CochleagramWork *coch_work;
+    NetworkWork *net_work;
+    float *coch_out, *d_coch;
+    size_t n_coch;
+} ModelRun;
+
+int model_run_init(ModelRun *m, const Network *net, Pool *pool, Error *err);
+void model_run_free(ModelRun *m);
+int model_run_samples(const ModelRun *m);
+/* Computes the cochleagram and only the layers the stages need. */
+void model_forward(ModelRun *m, const float *wave, const int *stages, int n_stages);
+const float *model_stage_output(const ModelRun *m, int stage);
+int64_t model_stage_numel(const ModelRun *m, int stage);
+/* d_wave = sum over stages of J_stage^T d_stages[k], at the last forward. */
+void model_backward(ModelRun *m, const int *stages, const float *const *d_stages, int n_stages,
+                    bool fake_relu, float *d_wave);
+void model_softmax(const float *logits, int n, double *prob);
+
 /* ------------------------------------------------------------ commands */
 
-/* `metamers represent`; argv[0] is the subcommand name. Returns the exit code. */
+/* Subcommands; argv[0] is the subcommand name. Return the exit code. */
 int model_cmd_represent(int argc, char **argv);
+int model_cmd_stages(int argc, char **argv);
+int model_cmd_classify(int argc, char **argv);
 
 #endif

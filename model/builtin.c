@@ -1,0 +1,156 @@
+/* Built-in architectures, random initialization, and saving a network.
+ *
+ * `cochcnn9` is Feather et al. 2023's word network (DESIGN.md): the golden
+ * small net has the same stage layout with narrower layers. One generator
+ * serves both, and the branched word/genre default model. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* Widths of the CochCNN9 stage layout. A branched net shares conv0..conv2
+ * (the trunk) and gives each task its own conv3, conv4, pool and fc layers,
+ * as in Kell et al. 2018. */
+typedef struct {
+    int conv[5];
+    int fc;
+    int n_tasks;
+    const char *task_names[4];
+    int n_classes[4];
+    bool dropout;
+} CochCNN9Widths;
+
+static json_t *layer(const char *name, const char *op) {
+    return json_pack("{s:s, s:s}", "name", name, "op", op);
+}
+
+static json_t *window_layer(const char *name, const char *op, int kh, int kw, int sh, int sw) {
+    json_t *l = layer(name, op);
+    json_object_set_new(l, "kernel", json_pack("[i,i]", kh, kw));
+    json_object_set_new(l, "stride", json_pack("[i,i]", sh, sw));
+    json_object_set_new(l, "padding", json_string("same"));
+    return l;
+}
+
+static json_t *conv(const char *name, int out, int kh, int kw, int s) {
+    json_t *l = window_layer(name, "conv2d", kh, kw, s, s);
+    json_object_set_new(l, "out", json_integer(out));
+    return l;
+}
+
+static json_t *batchnorm(const char *name) {
+    json_t *l = layer(name, "batchnorm");
+    json_object_set_new(l, "eps", json_real(1e-5));
+    return l;
+}
+
+/* Appends layer `name` under the branch prefix ("" for the trunk). */
+static void add(json_t *layers, json_t *l, const char *prefix) {
+    if (*prefix) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "%s/%s", prefix, json_string_value(json_object_get(l, "name")));
+        json_object_set_new(l, "name", json_string(buf));
+    }
+    json_array_append_new(layers, l);
+}
+
+static void add_head(json_t *layers, const CochCNN9Widths *w, const char *prefix, int n_classes) {
+    add(layers, conv("conv3", w->conv[3], 2, 5, 1), prefix);
+    add(layers, layer("relu3", "relu"), prefix);
+    add(layers, conv("conv4", w->conv[4], 2, 5, 1), prefix);
+    add(layers, layer("relu4", "relu"), prefix);
+    json_t *pool = window_layer("avgpool", "avgpool", 2, 5, 2, 2);
+    json_object_set_new(pool, "count_include_pad", json_true());
+    add(layers, pool, prefix);
+    add(layers, layer("flatten", "flatten"), prefix);
+    json_t *fc = layer("fullyconnected", "linear");
+    json_object_set_new(fc, "out", json_integer(w->fc));
+    add(layers, fc, prefix);
+    add(layers, layer("relufc", "relu"), prefix);
+    if (w->dropout) {
+        json_t *d = layer("dropout", "dropout");
+        json_object_set_new(d, "p", json_real(0.5));
+        add(layers, d, prefix);
+    }
+    json_t *final = layer("final", "linear");
+    json_object_set_new(final, "out", json_integer(n_classes));
+    add(layers, final, prefix);
+}
+
+static char *cochcnn9_json(const char *name, const CochCNN9Widths *w, int channels, int frames) {
+    json_t *layers = json_array();
+    add(layers, batchnorm("bn0"), "");
+    add(layers, conv("conv0", w->conv[0], 7, 14, 3), "");
+    add(layers, layer("relu0", "relu"), "");
+    add(layers, window_layer("maxpool0", "maxpool", 2, 5, 2, 2), "");
+    add(layers, batchnorm("bn1"), "");
+    add(layers, conv("conv1", w->conv[1], 4, 8, 2), "");
+    add(layers, layer("relu1", "relu"), "");
+    add(layers, window_layer("maxpool1", "maxpool", 2, 5, 2, 2), "");
+    add(layers, batchnorm("bn2"), "");
+    add(layers, conv("conv2", w->conv[2], 2, 5, 1), "");
+    add(layers, layer("relu2", "relu"), "");
+    json_t *outputs = json_object();
+    for (int k = 0; k < w->n_tasks; k++) {
+        const char *prefix = w->n_tasks > 1 ? w->task_names[k] : "";
+        size_t first = json_array_size(layers);
+        add_head(layers, w, prefix, w->n_classes[k]);
+        /* Each branch starts from the trunk's last layer. */
+        json_object_set_new(json_array_get(layers, first), "input", json_string("relu2"));
+        char out[200];
+        snprintf(out, sizeof out, "%s%sfinal", prefix, *prefix ? "/" : "");
+        json_object_set_new(outputs, w->task_names[k], json_string(out));
+    }
+    json_t *root = json_pack("{s:s, s:[i,i,i], s:o, s:o}", "name", name, "input", 1, channels,
+                             frames, "layers", layers, "outputs", outputs);
+    char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}
+
+/* PyTorch's default init: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+ * (kaiming_uniform with a = sqrt(5)); batchnorm gamma 1, beta 0, mean 0, var 1. */
+void network_init_random(Network *net, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < net->arch.n_layers; i++) {
+        const LayerParams *p = &net->params[i];
+        if (net->arch.layers[i].op == OP_BATCHNORM) {
+            for (int64_t c = 0; c < p->n_stat; c++) p->weight[c] = 1, p->bias[c] = 0, p->mean[c] = 0, p->var[c] = 1;
+            continue;
+        }
+        if (!p->n_weight) continue;
+        double bound = 1.0 / sqrt((double)p->n_weight / net->arch.layers[i].out_features);
+        for (int64_t j = 0; j < p->n_weight; j++) p->weight[j] = (float)((2 * rng_uniform(&rng) - 1) * bound);
+        for (int64_t j = 0; j < p->n_bias; j++) p->bias[j] = (float)((2 * rng_uniform(&rng) - 1) * bound);
+    }
+}
+
+static int builtin_widths(const char *name, CochCNN9Widths *w) {
+    static const CochCNN9Widths cochcnn9 = {
+        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, true};
+    static const CochCNN9Widths golden_small = {
+        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, false};
+    if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
+    if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
+    return -1;
+}
+
+int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
+                    Error *err) {
+    memset(net, 0, sizeof *net);
+    CochCNN9Widths w;
+    if (builtin_widths(name, &w) != 0)
+        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small)", name);
+    Cochleagram *c = cochleagram_create(fe, err);
+    if (!c) return -1;
+    char *json = cochcnn9_json(name, &w, cochleagram_channels(c), cochleagram_frames(c));
+    cochleagram_free(c);
+    int rc = network_from_architecture(net, json, fe, err);
+    free(json);
+    if (rc == 0) network_init_random(net, seed);
+    return rc;
+}
