@@ -3,7 +3,10 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "analysis/analysis.h"
+#include "experiment/experiment.h"
 #include "model/model.h"
+#include "subjects/subjects.h"
 
 typedef struct {
     const char *name;
@@ -19,6 +22,10 @@ static const Command commands[] = {
      model_cmd_represent},
     {"stages", "list a model's stages and their shapes", model_cmd_stages},
     {"classify", "top labels per task for audio files", model_cmd_classify},
+    {"experiment", "listening experiment: build trial lists, run a session, list devices",
+     experiment_cmd},
+    {"subjects", "participant registry: add, list, exclude", subjects_cmd},
+    {"analyze", "human vs model error patterns: tables, figures, report", analysis_cmd_analyze},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
