@@ -6,6 +6,7 @@
 #include "analysis/analysis.h"
 #include "experiment/experiment.h"
 #include "model/model.h"
+#include "stimuli/stimuli.h"
 #include "subjects/subjects.h"
 
 typedef struct {
@@ -18,6 +19,7 @@ static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
     {"help", "list subcommands, or `help CMD` for one", cmd_help},
+    {"stimuli", "build or import stimulus sets (manifest + clips)", stimuli_cmd},
     {"represent", "a clip's cochleagram and network activations (and input gradient)",
      model_cmd_represent},
     {"stages", "list a model's stages and their shapes", model_cmd_stages},

@@ -1,6 +1,6 @@
 /* stimuli: everything about the sound files the suite reads and writes.
  *
- * For now this is the audio I/O layer (audio.c):
+ * The audio I/O layer (audio.c):
  * - audio_read: any file libsndfile reads (WAV, FLAC, OGG, ...), mixed to mono
  *   float32 and optionally resampled with libsoxr at very high quality, with
  *   one-line errors that name the file (unreadable, empty, NaN/Inf, length).
@@ -69,5 +69,98 @@ int audio_write_wav(const char *path, const float *samples, int64_t frames, int 
 double audio_rms(const float *x, int64_t n);
 /* Scales x so its RMS equals target_rms; no-op on silence (RMS 0). */
 void audio_scale_to_rms(float *x, int64_t n, double target_rms);
+
+/* ------------------------------------------------------- stimulus sets
+ *
+ * A stimulus set is a folder with manifest.csv and clips/<clip_id>.wav (20 kHz mono
+ * float32 WAV, 2 s = 40000 samples, RMS 0.1). `metamers stimuli build`
+ * synthesizes one from Debian packages (espeak-ng, flite, festival for the
+ * word task; MMA grooves rendered by fluidsynth for the genre task);
+ * `metamers stimuli import` turns a lab's own recordings into one.
+ *
+ * manifest.csv columns (header row required, any order, no others):
+ *   clip_id           unique, [A-Za-z0-9._-]
+ *   path              clip file, relative to the manifest's folder
+ *   task              "word" or "genre" (imports may use any task name)
+ *   label             the word or the genre
+ *   source            what made the target: "espeak-ng", "flite", "festival",
+ *                     "mma:<groove>", "import"
+ *   speaker_or_style  the split unit: a voice ("espeak-ng:en-us+Alex") or a
+ *                     song ("song:rock-test-02"); never shared by two splits
+ *   snr_db            target-to-background level in dB over the whole clip,
+ *                     or "inf" for a clean clip (the writer always writes
+ *                     "inf"; the reader also accepts an empty field)
+ *   noise             background: none, babble, pink, white, music, speech
+ *   split             "train" or "test" (imports may use any name)
+ *   seed              the build seed (empty for imports)
+ */
+#define STIM_RATE 20000
+#define STIM_SAMPLES 40000 /* 2 s */
+#define STIM_RMS 0.1
+
+/* ------------------------------------------------------------- manifest */
+
+#define MANIFEST_N_COLUMNS 10
+extern const char *const manifest_columns[MANIFEST_N_COLUMNS];
+
+typedef struct {
+    char *clip_id, *path, *task, *label, *source, *speaker_or_style, *noise, *split;
+    double snr_db; /* INFINITY for clean */
+    int64_t seed;  /* -1 when empty (imports) */
+} ManifestRow;
+
+typedef struct {
+    ManifestRow *rows;
+    int n, cap;
+    char *dir; /* folder of the manifest file ("." if none); paths are relative to it */
+} Manifest;
+
+/* Reads and validates a manifest: header has exactly the ten columns (any
+ * order), every row has ten fields, clip_ids are unique and well-formed,
+ * path/task/label/split are non-empty, snr_db is a number or "inf"/empty,
+ * seed an integer or empty. Errors are one line, "file:line: problem". */
+int manifest_read(const char *path, Manifest *m, Error *err);
+/* Writes the columns in the order above, quoting fields where CSV needs it,
+ * atomically (temp file, fsync, rename). */
+int manifest_write(const char *path, const Manifest *m, Error *err);
+void manifest_init(Manifest *m);
+void manifest_free(Manifest *m);
+/* Appends a deep copy of row. */
+void manifest_add(Manifest *m, const ManifestRow *row);
+/* Index of clip_id, or -1. Linear scan. */
+int manifest_find(const Manifest *m, const char *clip_id);
+/* The clip's file path: row->path joined to m->dir unless absolute.
+ * Returns a malloc'ed string. */
+char *manifest_clip_path(const Manifest *m, const ManifestRow *row);
+/* Exactly equal rows (all strings, snr_db, seed). */
+int manifest_row_equal(const ManifestRow *a, const ManifestRow *b);
+void manifest_row_free(ManifestRow *r);
+/* "inf" or the shortest "%g" form that reads back exactly. */
+void manifest_format_snr(double snr_db, char *buf, size_t size);
+
+/* ----------------------------------------------------------- vocabulary */
+
+/* The word task's vocabulary (sorted, lower case, no homophone pairs). The
+ * experiment's answer dictionary can use it as is. */
+int stimuli_vocabulary_size(void);
+const char *stimuli_vocabulary_word(int i);
+int stimuli_vocabulary_index(const char *word); /* -1 if absent */
+
+/* The genre task's labels, in class order. */
+int stimuli_genre_count(void);
+const char *stimuli_genre_name(int i);
+
+/* ------------------------------------------------------------- commands */
+
+/* `metamers stimuli build|import ...` (argv[0] = "stimuli"): dispatches to
+ * the two below. */
+int stimuli_cmd(int argc, char **argv);
+
+/* `metamers stimuli build --recipe R --out DIR [--seed N] [--jobs N] ...`
+ * argv[0] is the subcommand name ("build"); --help prints usage. Errors
+ * print one line "metamers: ..." and return non-zero. */
+int stimuli_cmd_build(int argc, char **argv);
+/* `metamers stimuli import --dir D --labels labels.csv --out DIR` */
+int stimuli_cmd_import(int argc, char **argv);
 
 #endif
