@@ -2,7 +2,7 @@
  * strictly. Unknown keys are errors, because a misspelt "replay" silently
  * falling back to a default would change an experiment without anyone
  * noticing. Defaults follow the reference protocol of DESIGN.md (Feather et
- * al. 2023). The schema is documented in README-experiment.md. */
+ * al. 2023). The schema is documented in experiment/README.md. */
 #include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -33,7 +33,7 @@ static int check_keys(Ctx *c, json_t *obj, const char *where, const char *const 
     json_object_foreach(obj, key, v) {
         int ok = 0;
         for (int i = 0; allowed[i]; i++) ok |= strcmp(key, allowed[i]) == 0;
-        if (!ok) return fail(c, "unknown key \"%s\" in %s (see README-experiment.md)", key, where);
+        if (!ok) return fail(c, "unknown key \"%s\" in %s (see experiment/README.md)", key, where);
     }
     return 0;
 }

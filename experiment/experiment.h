@@ -1,4 +1,4 @@
-/* experiment: the terminal listening experiment (see README-experiment.md).
+/* experiment: the terminal listening experiment (see experiment/README.md).
  *
  *   metamers experiment build   --design D --participants N   counterbalanced trial lists
  *   metamers experiment run     --design D --subject 07        one session (resumes)
