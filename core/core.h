@@ -169,6 +169,12 @@ double rng_uniform(Rng *r);              /* [0, 1) */
 uint64_t rng_below(Rng *r, uint64_t n);  /* [0, n), unbiased */
 double rng_normal(Rng *r);               /* standard normal */
 
+/* ------------------------------------------------------------------ sha256 */
+
+/* Lower-case hex SHA-256 of a buffer / of a file's bytes. */
+void sha256_hex(const void *data, size_t n, char out[65]);
+int sha256_file(const char *path, char out[65], Error *err);
+
 /* -------------------------------------------------------------------- BLAS */
 
 /* Debian's OpenBLAS 0.3.21 picks Haswell kernels on AVX-512 machines, which

@@ -336,7 +336,7 @@ int exp_design_parse(const char *json, size_t n, const char *path, Design *d, Er
     memset(d, 0, sizeof *d);
     d->path = xstrdup(path);
     d->dir = exp_path_dir(path);
-    exp_sha256_hex(json, n, d->sha256);
+    sha256_hex(json, n, d->sha256);
     Ctx c = {path, err};
     json_error_t je;
     json_t *root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);

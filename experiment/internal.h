@@ -29,8 +29,6 @@ double exprng_normal(ExpRng *r);
 void exprng_shuffle(ExpRng *r, int *a, int n);
 
 /* SHA-256 of a buffer as 64 hex digits (design and trial-list fingerprints). */
-void exp_sha256_hex(const void *data, size_t n, char out[65]);
-int exp_sha256_file(const char *path, char out[65], Error *err);
 
 char *exp_path_dir(const char *path);                  /* "." for a bare name */
 char *exp_path_join(const char *dir, const char *rel); /* rel if absolute */

@@ -110,7 +110,7 @@ int exp_trials_read(const char *path, TrialList *l, Error *err) {
     memset(l, 0, sizeof *l);
     if (read_file(path, &data, &size, err) != 0) return -1;
     char sha[65];
-    exp_sha256_hex(data, size, sha);
+    sha256_hex(data, size, sha);
     int rc = exp_trials_parse(data, path, l, err);
     free(data);
     if (rc == 0) memcpy(l->sha256, sha, sizeof sha);

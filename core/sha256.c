@@ -1,11 +1,10 @@
-/* SHA-256 (FIPS 180-4), used to fingerprint the design file and the trial
- * lists in the logs' sidecars, so an analysis can tell exactly which design
- * produced a row. Small enough to keep here rather than link a crypto
- * library for it. */
+/* SHA-256 (FIPS 180-4): fingerprints of design files and trial lists (in the
+ * experiment logs' sidecars) and of model files (keys of synthesis caches).
+ * Small enough to keep here rather than link a crypto library for it. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -39,7 +38,7 @@ static void block(uint32_t h[8], const unsigned char *p) {
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
-void exp_sha256_hex(const void *data, size_t n, char out[65]) {
+void sha256_hex(const void *data, size_t n, char out[65]) {
     uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     const unsigned char *p = data;
@@ -56,11 +55,11 @@ void exp_sha256_hex(const void *data, size_t n, char out[65]) {
     for (int j = 0; j < 8; j++) snprintf(out + 8 * j, 9, "%08x", h[j]);
 }
 
-int exp_sha256_file(const char *path, char out[65], Error *err) {
+int sha256_file(const char *path, char out[65], Error *err) {
     char *data = NULL;
     size_t n = 0;
     if (read_file(path, &data, &n, err) != 0) return -1;
-    exp_sha256_hex(data, n, out);
+    sha256_hex(data, n, out);
     free(data);
     return 0;
 }
