@@ -2,6 +2,7 @@
 #   make            build ./metamers (installs missing Debian packages first)
 #   make check      build and run all tests
 #   make check-asan tests under AddressSanitizer + UBSan
+#   make check-valgrind  the engine's tests under valgrind memcheck
 #   make bench      benchmarks
 #   make demo       the whole loop on the bundled default model
 # CC=clang works too.
@@ -25,7 +26,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 DEPFILES := $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BUILD)/metamers.d
 
-.PHONY: all deps build check check-asan bench demo clean
+.PHONY: all deps build check check-asan check-valgrind bench demo clean
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -64,6 +65,14 @@ check-asan: deps
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/run_tests
 	@ASAN_OPTIONS=detect_leaks=1 ./build-asan/run_tests $(TESTS)
+
+# Memcheck on the engine's tests (the whole suite runs external programs and
+# takes long under valgrind). "Possibly lost" blocks are OpenBLAS's thread stacks.
+VG_TESTS ?= layers network arch safetensors core_ pool atomic make_dirs alloc cli_
+check-valgrind: deps
+	@$(MAKE) --no-print-directory build
+	@valgrind --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite -q \
+	    ./$(BUILD)/run_tests $(VG_TESTS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build
