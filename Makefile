@@ -5,6 +5,7 @@
 #   make check-valgrind  the engine's tests under valgrind memcheck
 #   make bench      benchmarks
 #   make demo       the whole loop on the bundled default model
+#   make model      rebuild the train stimulus set and retrain the default model
 # CC=clang works too.
 
 CC      ?= cc
@@ -26,7 +27,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 DEPFILES := $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BUILD)/metamers.d
 
-.PHONY: all deps build check check-asan check-valgrind bench demo clean
+.PHONY: all deps build check check-asan check-valgrind bench demo model clean
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -77,6 +78,19 @@ check-valgrind: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@./$(BUILD)/run_bench $(BENCHES)
+
+# Rebuilds the train stimulus set and retrains the bundled default model.
+MODEL_SET ?= data/train-set
+model: deps
+	@$(MAKE) --no-print-directory build
+	mkdir -p models
+	./metamers stimuli build --recipe train --out $(MODEL_SET)
+	./metamers train --manifest $(MODEL_SET)/manifest.csv --arch default --epochs 10 --seed 1 \
+	    --recipe train --cache $(MODEL_SET)/cache --log models/train_log.csv \
+	    --out models/default.safetensors
+	./metamers eval --model models/default.safetensors --manifest $(MODEL_SET)/manifest.csv \
+	    --split test --out models/default-test-predictions.csv --record
+	rm -f models/default.safetensors.ckpt
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -24,6 +24,8 @@ static const Command commands[] = {
      model_cmd_represent},
     {"stages", "list a model's stages and their shapes", model_cmd_stages},
     {"classify", "top labels per task for audio files", model_cmd_classify},
+    {"train", "train a network on a stimulus set (checkpoints, resume)", model_cmd_train},
+    {"eval", "accuracy per task and SNR, per-clip predictions", model_cmd_eval},
     {"experiment", "listening experiment: build trial lists, run a session, list devices",
      experiment_cmd},
     {"subjects", "participant registry: add, list, exclude", subjects_cmd},

@@ -134,17 +134,31 @@ static int builtin_widths(const char *name, CochCNN9Widths *w) {
         {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, true};
     static const CochCNN9Widths golden_small = {
         {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, false};
+    /* The bundled default (model/README.md): narrow enough to train
+     * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
+     * recipe uses a subset), genre = 9 genres; `metamers train` sets the
+     * counts from the stimulus module. */
+    static const CochCNN9Widths default_net = {
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, true};
     if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
+    if (strcmp(name, "default") == 0) return *w = default_net, 0;
     if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
     return -1;
 }
 
 int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
                     Error *err) {
+    return network_builtin_classes(net, name, fe, seed, NULL, err);
+}
+
+int network_builtin_classes(Network *net, const char *name, const FrontEndConfig *fe,
+                            uint64_t seed, const int *n_classes, Error *err) {
     memset(net, 0, sizeof *net);
     CochCNN9Widths w;
     if (builtin_widths(name, &w) != 0)
-        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small)", name);
+        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default)", name);
+    for (int k = 0; n_classes && k < w.n_tasks; k++)
+        if (n_classes[k] > 0) w.n_classes[k] = n_classes[k];
     Cochleagram *c = cochleagram_create(fe, err);
     if (!c) return -1;
     char *json = cochcnn9_json(name, &w, cochleagram_channels(c), cochleagram_frames(c));

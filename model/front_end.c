@@ -58,6 +58,16 @@ static const FrontEndConfig preset_small = {
     .kaiser_beta = 5, .comp_scale = 1, .comp_offset = 1e-8, .comp_power = 0.3, .comp_clip = 5,
 };
 
+/* The bundled default model's front end (model/README.md): the full
+ * 2 s clip at 20 kHz like cochleagram_1, but 1x-oversampled filters and a
+ * 100 Hz envelope. Training recomputes cochleagrams of fresh noisy mixes,
+ * so the front end's cost bounds the examples per second. */
+static const FrontEndConfig preset_default = {
+    .sr = 20000, .signal_size = 40000, .n = 40, .low_lim = 50, .high_lim = 10000,
+    .sample_factor = 1, .full_filter = false, .env_sr = 100, .window_size = 1001,
+    .kaiser_beta = 5, .comp_scale = 1, .comp_offset = 1e-8, .comp_power = 0.3, .comp_clip = 5,
+};
+
 static const struct {
     const char *name;
     const FrontEndConfig *cfg;
@@ -65,6 +75,7 @@ static const struct {
     {"cochleagram_1", &preset_cochleagram_1},
     {"small", &preset_small},
     {"tiny", &preset_tiny},
+    {"default", &preset_default},
 };
 
 /* clang-format on */
@@ -75,7 +86,7 @@ int front_end_config_preset(const char *name, FrontEndConfig *cfg, Error *err) {
             *cfg = *presets[i].cfg;
             return 0;
         }
-    return error_set(err, "unknown front end preset '%s' (cochleagram_1, small, tiny)",
+    return error_set(err, "unknown front end preset '%s' (cochleagram_1, small, tiny, default)",
                      name ? name : "(null)");
 }
 

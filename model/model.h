@@ -226,4 +226,16 @@ int model_cmd_represent(int argc, char **argv);
 int model_cmd_stages(int argc, char **argv);
 int model_cmd_classify(int argc, char **argv);
 
+/* ------------------------------------------------------------ training */
+
+/* network_builtin with the class count of each task overridden where
+ * n_classes[k] > 0 (n_classes may be NULL): the default model's word task
+ * has one output per vocabulary word (model/README.md). */
+int network_builtin_classes(Network *net, const char *name, const FrontEndConfig *fe,
+                            uint64_t seed, const int *n_classes, Error *err);
+
+/* `metamers train` and `metamers eval` (model/cmd_train.c, model/cmd_eval.c). */
+int model_cmd_train(int argc, char **argv);
+int model_cmd_eval(int argc, char **argv);
+
 #endif

@@ -1,0 +1,71 @@
+/* Training throughput of the bundled default model: the front end on one
+ * clip (the cost of every fresh noisy mix), and one optimizer step of the
+ * branched network per example at the training batch size. These figures
+ * decide the default front end, widths and epochs (model/README-train.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/model.h"
+#include "../model/train.h"
+#include "bench.h"
+
+#define RUNS 10
+
+BENCH(train_front_end_default) {
+    Error err;
+    FrontEndConfig fe;
+    if (front_end_config_preset("default", &fe, &err) != 0) return;
+    Cochleagram *c = cochleagram_create(&fe, &err);
+    if (!c) return;
+    CochleagramWork *w = cochleagram_work_create(c, 1);
+    int n = cochleagram_samples(c);
+    float *x = alloc_floats((size_t)n), *y = alloc_floats((size_t)cochleagram_channels(c) * cochleagram_frames(c));
+    Rng r;
+    rng_seed(&r, 1);
+    for (int i = 0; i < n; i++) x[i] = (float)(0.1 * rng_normal(&r));
+    double t[RUNS];
+    for (int k = 0; k < RUNS; k++) {
+        double t0 = now_seconds();
+        cochleagram_forward(c, w, NULL, x, y);
+        t[k] = now_seconds() - t0;
+    }
+    char note[96];
+    snprintf(note, sizeof note, "%d x %d, one thread", cochleagram_channels(c), cochleagram_frames(c));
+    bench_report("front end 'default' forward", 1e3 * bench_median(t, RUNS), "ms/clip", note);
+    free(x), free(y);
+    cochleagram_work_free(w);
+    cochleagram_free(c);
+}
+
+BENCH(train_step_default) {
+    Error err;
+    FrontEndConfig fe;
+    Network net;
+    if (front_end_config_preset("default", &fe, &err) != 0) return;
+    if (network_builtin(&net, "default", &fe, 1, &err) != 0) return;
+    int batch = TRAIN_DEFAULT_BATCH;
+    TrainStep *s = train_step_create(&net, batch);
+    size_t in = (size_t)architecture_stage_numel(&net.arch, -1);
+    float *x = alloc_floats(in * batch);
+    int32_t *labels = xmalloc(sizeof(int32_t) * batch * 2);
+    Rng r;
+    rng_seed(&r, 2);
+    for (size_t i = 0; i < in * batch; i++) x[i] = (float)rng_uniform(&r);
+    for (int b = 0; b < batch; b++) {
+        labels[b] = b % 2 ? (int32_t)(b % 200) : -1;             /* word */
+        labels[batch + b] = b % 2 ? -1 : (int32_t)(b % 9);       /* genre */
+    }
+    double t[RUNS];
+    for (int k = 0; k < RUNS; k++) {
+        double t0 = now_seconds();
+        train_step_run(&net, s, x, labels, (uint64_t)k, NULL);
+        t[k] = now_seconds() - t0;
+    }
+    char note[96];
+    snprintf(note, sizeof note, "batch %d, %zu params, fwd+bwd both heads", batch, net.n_params);
+    bench_report("default net train step", 1e3 * bench_median(t, RUNS) / batch, "ms/example", note);
+    free(x), free(labels);
+    train_step_free(s);
+    network_free(&net);
+}
