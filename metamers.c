@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "stimuli/stimuli.h"
 #include "subjects/subjects.h"
+#include "synth/synth.h"
 
 typedef struct {
     const char *name;
@@ -26,6 +27,10 @@ static const Command commands[] = {
     {"classify", "top labels per task for audio files", model_cmd_classify},
     {"train", "train a network on a stimulus set (checkpoints, resume)", model_cmd_train},
     {"eval", "accuracy per task and SNR, per-clip predictions", model_cmd_eval},
+    {"synth", "model metamers of clips at chosen stages (`synth merge` joins shards)",
+     synth_cmd_synth},
+    {"null", "null distribution of activation similarity between natural clips", synth_cmd_null},
+    {"show", "figure of natural and metamer cochleagrams per stage", synth_cmd_show},
     {"experiment", "listening experiment: build trial lists, run a session, list devices",
      experiment_cmd},
     {"subjects", "participant registry: add, list, exclude", subjects_cmd},

@@ -1,0 +1,178 @@
+/* One metamer: optimize a waveform so its activations at one stage match a
+ * natural clip's, checkpointing as it goes, then measure the result.
+ *
+ * Loss: L(x) = ||a(x) - a0|| / ||a0||, dL/da = (a - a0) / (||a - a0|| ||a0||),
+ * pulled back to the waveform with the exact vector-Jacobian product of the
+ * network and the cochleagram (fake relu at the matched stage if set). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synth_internal.h"
+
+typedef struct {
+    ModelRun *m;
+    int stage;
+    size_t numel;
+    const float *a0;
+    double norm0; /* ||a0||, 1 if the natural clip's activations are all zero */
+    float *d_act; /* dL/da */
+} Objective;
+
+/* Loss at x (forward only), leaving the stage's activations in m. */
+static double objective_loss(Objective *o, const float *x) {
+    model_forward(o->m, x, &o->stage, 1);
+    const float *a = model_stage_output(o->m, o->stage);
+    double ss = 0;
+    for (size_t i = 0; i < o->numel; i++) {
+        double d = (double)a[i] - o->a0[i];
+        ss += d * d;
+    }
+    return sqrt(ss) / o->norm0;
+}
+
+/* Loss and gradient at x. */
+static double objective_grad(Objective *o, const float *x, float *g, bool fake_relu) {
+    double loss = objective_loss(o, x);
+    if (!isfinite(loss)) return loss;
+    const float *a = model_stage_output(o->m, o->stage);
+    /* At a perfect match the gradient is zero (not 0/0). */
+    double dn = loss * o->norm0;
+    float scale = dn > 0 ? (float)(1.0 / (dn * o->norm0)) : 0.0f;
+    for (size_t i = 0; i < o->numel; i++) o->d_act[i] = (a[i] - o->a0[i]) * scale;
+    const float *d[1] = {o->d_act};
+    model_backward(o->m, &o->stage, d, 1, fake_relu, g);
+    return loss;
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* The task's prediction for wave (-1 without a task). */
+static int predict(ModelRun *m, int task_layer, const float *wave) {
+    if (task_layer < 0) return -1;
+    model_forward(m, wave, &task_layer, 1);
+    return argmax(model_stage_output(m, task_layer), (int)model_stage_numel(m, task_layer));
+}
+
+static void state_init(MetamerState *st, const SynthSettings *s, int n, int total) {
+    memset(st, 0, sizeof *st);
+    st->wave = alloc_floats((size_t)n);
+    st->loss = alloc_floats((size_t)(total > 0 ? total : 1));
+    optim_init(&st->opt, s, n);
+}
+
+static void state_free(MetamerState *st) {
+    free(st->wave);
+    free(st->loss);
+    optim_free(&st->opt);
+}
+
+/* White noise with sd init_sd (Feather 2023's start). */
+static void state_fresh(MetamerState *st, const SynthSettings *s, uint64_t seed, int n) {
+    rng_seed(&st->rng, seed);
+    for (int i = 0; i < n; i++) st->wave[i] = (float)(s->init_sd * rng_normal(&st->rng));
+    st->step = 0;
+    st->seconds = 0;
+}
+
+/* Statistics of the final waveform against the natural clip. */
+static void measure(Objective *o, const MetamerSpec *spec, const float *wave, MetamerResult *r) {
+    r->final_loss = objective_loss(o, wave);
+    const float *a = model_stage_output(o->m, o->stage);
+    r->spearman = synth_spearman(o->a0, a, o->numel);
+    r->pearson = synth_pearson(o->a0, a, o->numel);
+    r->snr_db = synth_snr_db(o->a0, a, o->numel);
+    r->pred_metamer = predict(o->m, spec->task_layer, wave);
+    r->pred_natural = predict(o->m, spec->task_layer, spec->natural);
+}
+
+/* The optimization loop from st->step to the end; returns 0, or -1 on a
+ * checkpoint write error. Divergence is a result, not an error. */
+static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spec,
+                    MetamerState *st, int n, MetamerResult *r, Error *err) {
+    int total = synth_total_steps(s);
+    float *g = alloc_floats((size_t)n);
+    double t0 = now_seconds(), base = st->seconds;
+    int rc = 0;
+    /* A NaN loss tells the progress display where a resumed run starts. */
+    if (spec->progress && st->step > 0) spec->progress(spec->progress_ctx, st->step, total, NAN);
+    while (st->step < total) {
+        double loss = objective_grad(o, st->wave, g, s->fake_relu);
+        st->loss[st->step] = (float)loss;
+        if (!isfinite(loss)) {
+            r->diverged = true;
+            snprintf(r->divergence, sizeof r->divergence, "diverged at step %d: loss %g",
+                     st->step, loss);
+            break;
+        }
+        if (optim_step(s, &st->opt, st->step, st->wave, g) != 0) {
+            r->diverged = true;
+            snprintf(r->divergence, sizeof r->divergence,
+                     "diverged at step %d: gradient not finite (loss %.4g)", st->step, loss);
+            break;
+        }
+        st->step++;
+        if (spec->progress) spec->progress(spec->progress_ctx, st->step, total, loss);
+        if (spec->checkpoint && s->checkpoint_every > 0 && st->step % s->checkpoint_every == 0 &&
+            st->step < total) {
+            st->seconds = base + (now_seconds() - t0);
+            if ((rc = checkpoint_save(spec->checkpoint, spec->key, s, st, n, err)) != 0) break;
+        }
+    }
+    st->seconds = base + (now_seconds() - t0);
+    free(g);
+    return rc;
+}
+
+int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec,
+                  MetamerResult *res, Error *err) {
+    memset(res, 0, sizeof *res);
+    int n = model_run_samples(m), total = synth_total_steps(set);
+    if (total <= 0) return error_set(err, "no optimization steps (rounds %d x steps %d)",
+                                     set->rounds, set->steps);
+    Objective o = {.m = m, .stage = spec->stage};
+    o.numel = (size_t)model_stage_numel(m, spec->stage);
+    float *a0 = alloc_floats(o.numel);
+    model_forward(m, spec->natural, &o.stage, 1);
+    memcpy(a0, model_stage_output(m, o.stage), o.numel * sizeof(float));
+    double ss = 0;
+    for (size_t i = 0; i < o.numel; i++) ss += (double)a0[i] * a0[i];
+    o.a0 = a0;
+    o.norm0 = ss > 0 ? sqrt(ss) : 1.0;
+    o.d_act = alloc_floats(o.numel);
+
+    MetamerState st;
+    state_init(&st, set, n, total);
+    int loaded = spec->checkpoint
+                     ? checkpoint_load(spec->checkpoint, spec->key, set, &st, n, total, err)
+                     : 0;
+    int rc = loaded < 0 ? -1 : 0;
+    if (loaded == 0) state_fresh(&st, set, spec->noise_seed, n);
+    if (rc == 0) {
+        res->resumed_from = st.step;
+        rc = optimize(&o, set, spec, &st, n, res, err);
+    }
+    if (rc == 0) {
+        measure(&o, spec, st.wave, res);
+        res->iterations = st.step;
+        res->seconds = st.seconds;
+        res->n_loss = st.step + (res->diverged ? 1 : 0); /* the diverging loss is kept */
+        res->wave = st.wave, st.wave = NULL;
+        res->loss = st.loss, st.loss = NULL;
+    }
+    state_free(&st);
+    free(a0);
+    free(o.d_act);
+    return rc;
+}
+
+void metamer_result_free(MetamerResult *r) {
+    free(r->wave);
+    free(r->loss);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,148 @@
+/* Presets, learning-rate schedules and the optimizer steps.
+ *
+ * feather2023 is the published procedure (DESIGN.md): normalized gradient
+ * steps x <- clamp(x - lr * g/||g||, -1, 1), 8 rounds of 3000 steps, lr = 1
+ * halved each round, white-noise start with sd 1e-7, fake relu at the
+ * matched stage.
+ *
+ * fast is Adam with a cosine learning-rate decay and the same clamp, start
+ * and fake relu, in 1/4 of the steps; the benchmark and tests compare the
+ * two on the same success criterion (see README.md for the figures).
+ *
+ * Every quantity that carries over from one step to the next is float32 (the
+ * waveform, Adam's moments) or recomputed from the step number (the
+ * learning rate, bias corrections), so a checkpoint holds the complete state
+ * and a resumed run continues bit for bit. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synth_internal.h"
+
+static const SynthSettings feather2023 = {
+    .preset = "feather2023", .optimizer = SYNTH_OPT_NORMGRAD, .schedule = SYNTH_SCHED_ROUNDS,
+    .rounds = 8, .steps = 3000, .lr = 1.0, .lr_decay = 0.5,
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+    .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
+};
+
+/* Chosen on small nets (tests/test_synth.c, bench/bench_synth.c): Adam's
+ * per-sample scaling reaches the normalized-gradient loss levels in far fewer
+ * steps; a cosine decay from 2e-3 lands it without a step-size plateau. */
+static const SynthSettings fast = {
+    .preset = "fast", .optimizer = SYNTH_OPT_ADAM, .schedule = SYNTH_SCHED_COSINE,
+    .rounds = 1, .steps = 6000, .lr = 2e-3, .lr_decay = 0.01,
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+    .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
+};
+
+int synth_settings_preset(const char *name, SynthSettings *s, Error *err) {
+    if (strcmp(name, "feather2023") == 0) return *s = feather2023, 0;
+    if (strcmp(name, "fast") == 0) return *s = fast, 0;
+    return error_set(err, "unknown preset '%s' (feather2023, fast)", name);
+}
+
+int synth_optimizer_parse(const char *name, SynthOptimizer *o, Error *err) {
+    if (strcmp(name, "normgrad") == 0) return *o = SYNTH_OPT_NORMGRAD, 0;
+    if (strcmp(name, "adam") == 0) return *o = SYNTH_OPT_ADAM, 0;
+    return error_set(err, "unknown optimizer '%s' (normgrad, adam)", name);
+}
+
+const char *synth_optimizer_name(SynthOptimizer o) {
+    return o == SYNTH_OPT_ADAM ? "adam" : "normgrad";
+}
+
+int synth_total_steps(const SynthSettings *s) { return s->rounds * s->steps; }
+
+double synth_lr_at(const SynthSettings *s, int step) {
+    if (s->schedule == SYNTH_SCHED_COSINE) {
+        /* From lr down to lr * lr_decay^rounds, smoothly. */
+        double total = synth_total_steps(s), end = s->lr * pow(s->lr_decay, s->rounds);
+        double c = 0.5 * (1 + cos(M_PI * step / total));
+        return end + (s->lr - end) * c;
+    }
+    return s->lr * pow(s->lr_decay, step / s->steps);
+}
+
+/* Shortest decimal that reads back as exactly v (so "0.9", not
+ * "0.90000000000000002"). */
+static const char *exact(double v, char buf[32]) {
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, 32, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+void synth_settings_describe(const SynthSettings *s, char *buf, size_t size) {
+    char a[32], b[32], c[32];
+    int n = snprintf(buf, size, "optimizer=%s schedule=%s rounds=%d steps=%d lr=%s lr_decay=%s",
+                     synth_optimizer_name(s->optimizer),
+                     s->schedule == SYNTH_SCHED_COSINE ? "cosine" : "rounds", s->rounds, s->steps,
+                     exact(s->lr, a), exact(s->lr_decay, b));
+    if (s->optimizer == SYNTH_OPT_ADAM && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " beta1=%s beta2=%s eps=%s", exact(s->beta1, a),
+                      exact(s->beta2, b), exact(s->eps, c));
+    if (n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " init_sd=%s clamp=%s", exact(s->init_sd, a),
+                      exact(s->clamp, b));
+    if (n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " clip_rms=%s fake_relu=%d", exact(s->clip_rms, a),
+                 (int)s->fake_relu);
+}
+
+/* ------------------------------------------------------------ optimizers */
+
+void optim_init(OptState *st, const SynthSettings *s, int n) {
+    memset(st, 0, sizeof *st);
+    st->n = n;
+    if (s->optimizer == SYNTH_OPT_ADAM) {
+        st->m = alloc_floats((size_t)n);
+        st->v = alloc_floats((size_t)n);
+        memset(st->m, 0, (size_t)n * sizeof(float));
+        memset(st->v, 0, (size_t)n * sizeof(float));
+    }
+}
+
+void optim_free(OptState *st) {
+    free(st->m);
+    free(st->v);
+    memset(st, 0, sizeof *st);
+}
+
+static float clampf(float x, float c) { return x > c ? c : x < -c ? -c : x; }
+
+/* x <- clamp(x - lr * g / ||g||). A zero gradient leaves x as it is. */
+static void normgrad_step(const SynthSettings *s, double lr, float *x, const float *g, int n,
+                          double gnorm) {
+    if (gnorm == 0) return;
+    float scale = (float)(lr / gnorm), c = (float)s->clamp;
+    for (int i = 0; i < n; i++) x[i] = clampf(x[i] - scale * g[i], c);
+}
+
+/* Adam with bias correction; t = step + 1 as in PyTorch. */
+static void adam_step(const SynthSettings *s, OptState *st, int step, double lr, float *x,
+                      const float *g, int n) {
+    float b1 = (float)s->beta1, b2 = (float)s->beta2, c = (float)s->clamp;
+    double t = step + 1;
+    float bc1 = (float)(1 - pow(s->beta1, t)), bc2 = (float)sqrt(1 - pow(s->beta2, t));
+    float a = (float)lr * bc2 / bc1, eps = (float)s->eps * bc2;
+    for (int i = 0; i < n; i++) {
+        st->m[i] = b1 * st->m[i] + (1 - b1) * g[i];
+        st->v[i] = b2 * st->v[i] + (1 - b2) * g[i] * g[i];
+        x[i] = clampf(x[i] - a * st->m[i] / (sqrtf(st->v[i]) + eps), c);
+    }
+}
+
+int optim_step(const SynthSettings *s, OptState *st, int step, float *x, const float *g) {
+    double gg = 0;
+    for (int i = 0; i < st->n; i++) gg += (double)g[i] * g[i];
+    if (!isfinite(gg)) return -1;
+    double lr = synth_lr_at(s, step);
+    if (s->optimizer == SYNTH_OPT_ADAM)
+        adam_step(s, st, step, lr, x, g, st->n);
+    else
+        normgrad_step(s, lr, x, g, st->n, sqrt(gg));
+    return 0;
+}
