@@ -14,7 +14,7 @@
  * through the same trial loop (no keyboard, no audio):
  *   --observer oracle[,lapse=P][,seed=S]       the true label
  *   --observer table:PRED.csv[,lapse=P]        per-clip predictions (metamers eval)
- *   --observer model:M[,...]                   once a factory is registered
+ *   --observer model:M[,lapse=P]                a network (observer_model.c)
  * New kinds plug in through experiment_register_observer().
  */
 #ifndef EXPERIMENT_H

@@ -389,4 +389,7 @@ int exp_session_record_gate(Session *s, const char *which, int passed, int score
 /* run.c */
 int exp_session_trials(Session *s, Error *err);
 
+/* observer_model.c: `--observer model:M`. */
+int exp_model_observer_create(const ExpObserverEnv *env, ExpObserver *o, Error *err);
+
 #endif

@@ -213,6 +213,7 @@ static void register_builtins(void) {
     done = 1;
     experiment_register_observer("oracle", oracle_create);
     experiment_register_observer("table", table_create);
+    experiment_register_observer("model", exp_model_observer_create);
 }
 
 static ExpObserverFactory factory_for(const char *kind) {
@@ -270,10 +271,7 @@ int exp_observer_create(const char *spec, const ExpObserverEnv *base, uint64_t d
     ExpObserverFactory f = rc == 0 ? factory_for(o->kind) : NULL;
     if (rc == 0 && !f)
         rc = error_set(err,
-                       strcmp(o->kind, "model") == 0
-                           ? "observer \"%s\" is not available in this build yet; use "
-                             "table:PREDICTIONS.csv (as `metamers eval` writes it)"
-                           : "unknown observer \"%s\" (oracle, table:FILE, model:M)",
+                       "unknown observer \"%s\" (oracle, table:FILE, model:M)",
                        o->kind);
     if (rc == 0) {
         ExpObserverEnv env = *base;

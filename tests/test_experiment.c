@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../experiment/internal.h"
+#include "../model/model.h"
 #include "experiment_fixture.h"
 #include "test.h"
 
@@ -381,8 +382,9 @@ TEST(exp_table_observer_answers_from_predictions) {
               strstr(out, "has no prediction for 16 of 17 trials"),
           "%s", out);
     CHECK(t,
-          expfx_run_observer(&f, "03", "model:cochcnn9", NULL, NULL, out, sizeof out) != 0 &&
-              strstr(out, "not available in this build yet"),
+          expfx_run_observer(&f, "03", "model:/nonexistent.safetensors", NULL, NULL, out,
+                             sizeof out) != 0 &&
+              strstr(out, "/nonexistent.safetensors"),
           "model: %s", out);
     fx_tsv_free(&l);
     free(csv);
@@ -561,4 +563,45 @@ TEST(exp_audio_callback_plays_stereo_clips_and_reports_onset) {
           "the new sound replaces the old one, left/right kept");
     CHECK(t, !exp_audio_out_busy(a), "finished");
     CHECK(t, exp_audio_out_close(a, &err) == 0, "close");
+}
+
+/* `--observer model:M`: a network on the fixture's 8 kHz, 25 ms clips (a
+ * front end sized for them, a linear read-out with the vocabulary as its
+ * classes) answers every trial with a vocabulary word. */
+TEST(exp_model_observer_answers_with_vocabulary_words) {
+    Fixture f;
+    REQUIRE(t, expfx_make(t, &BASIC, "mo", &f) == 0, "fixture");
+    REQUIRE(t, expfx_build(&f, 2) == 0, "build");
+    FrontEndConfig fe = {.sr = 8000, .signal_size = 200, .n = 4, .low_lim = 50, .high_lim = 3500,
+                         .sample_factor = 1, .env_sr = 400, .window_size = 41, .kaiser_beta = 5,
+                         .comp_scale = 1, .comp_offset = 1e-8, .comp_power = 0.3, .comp_clip = 5};
+    Error err = {{0}};
+    Cochleagram *c = cochleagram_create(&fe, &err);
+    REQUIRE(t, c, "%s", err.msg);
+    char arch[512], model[700];
+    snprintf(arch, sizeof arch,
+             "{\"input\": [1, %d, %d], \"layers\": [{\"name\": \"flatten\", \"op\": "
+             "\"flatten\"}, {\"name\": \"final\", \"op\": \"linear\", \"out\": %d}]}",
+             cochleagram_channels(c), cochleagram_frames(c), EXPFX_VOCAB_N);
+    cochleagram_free(c);
+    Network net;
+    REQUIRE(t, network_from_architecture(&net, arch, &fe, &err) == 0, "%s", err.msg);
+    network_init_random(&net, 3);
+    REQUIRE(t, network_set_classes(&net, 0, (char *const *)EXPFX_VOCAB, EXPFX_VOCAB_N, &err) == 0,
+            "%s", err.msg);
+    snprintf(model, sizeof model, "%s/m.safetensors", f.dir);
+    REQUIRE(t, network_save(&net, model, NULL, &err) == 0, "%s", err.msg);
+    network_free(&net);
+    char spec[800], out[4096], log[1024];
+    snprintf(spec, sizeof spec, "model:%s", model);
+    REQUIRE(t, expfx_run_observer(&f, "01", spec, NULL, NULL, out, sizeof out) == 0, "%s", out);
+    CHECK(t, strstr(out, "sub-01 run 1 complete: 17 trials"), "%s", out);
+    expfx_log_path(&f, "01", log, sizeof log);
+    Tsv g;
+    REQUIRE(t, fx_tsv_load(log, &g) == 0, "read back");
+    int words = 0; /* column 9 is `response` (see the runner's column list) */
+    for (int i = 0; i < g.n; i++)
+        for (int v = 0; v < EXPFX_VOCAB_N; v++) words += strcmp(g.f[i][9], EXPFX_VOCAB[v]) == 0;
+    CHECK(t, g.n == 17 && words == g.n, "%d of %d responses are vocabulary words", words, g.n);
+    fx_tsv_free(&g);
 }
