@@ -24,15 +24,19 @@ struct NetworkWork {
     bool training;
     LayerRun *run;
     float **act, **grad; /* per layer, batch x numel; flatten's act aliases its input's */
-    float *grad_tmp;     /* for adding into a gradient that is already written */
+    /* Where each layer's output gradient is during a backward (NULL: none
+     * yet): its own grad buffer, or borrowed without a copy from a caller's
+     * d_target or from the gradient an identity backward passed through. */
+    const float **dy;
+    const float *d_input_at; /* the same for the network input */
+    float *grad_tmp;         /* for adding into a gradient that is already written */
     int32_t **argmax;    /* maxpool layers */
     float **save_mean, **save_invstd; /* batchnorm in training */
     uint64_t *seed;      /* dropout seed of the last training forward, per layer */
     float *scratch;
     float *d_input;
     const float *input; /* of the last forward (borrowed) */
-    bool *needed, *written, *aliased;
-    bool input_written;
+    bool *needed, *aliased;
     uint64_t step_seed;
 };
 
@@ -83,8 +87,8 @@ NetworkWork *network_work_create(const Network *net, int batch, bool training) {
     w->save_mean = xcalloc((size_t)n, sizeof(float *));
     w->save_invstd = xcalloc((size_t)n, sizeof(float *));
     w->seed = xcalloc((size_t)n, sizeof(uint64_t));
+    w->dy = xcalloc((size_t)n, sizeof(float *));
     w->needed = xcalloc((size_t)n, sizeof(bool));
-    w->written = xcalloc((size_t)n, sizeof(bool));
     w->aliased = xcalloc((size_t)n, sizeof(bool));
     size_t scratch = 0, largest = (size_t)batch * architecture_stage_numel(a, -1);
     for (int i = 0; i < n; i++) {
@@ -124,8 +128,8 @@ void network_work_free(NetworkWork *w) {
     free(w->save_mean);
     free(w->save_invstd);
     free(w->seed);
+    free(w->dy);
     free(w->needed);
-    free(w->written);
     free(w->aliased);
     free(w->scratch);
     free(w->grad_tmp);
@@ -194,15 +198,52 @@ const float *network_activation(const NetworkWork *w, int layer) {
     return layer < 0 ? w->input : w->act[layer];
 }
 
-/* Where layer i's input gradient goes: straight into the input's buffer if
- * nothing wrote it yet, else into grad_tmp to be added afterwards. */
-static float *grad_destination(const Network *net, NetworkWork *w, int i, bool *add_after) {
-    int in = net->arch.layers[i].input;
-    bool *written = in < 0 ? &w->input_written : &w->written[in];
-    float *dst = in < 0 ? w->d_input : w->grad[in];
-    *add_after = *written;
-    *written = true;
-    return *add_after ? w->grad_tmp : dst;
+/* Gradients during a backward. Each layer's output gradient starts unset;
+ * the first contribution is borrowed when it outlives the backward (a
+ * caller's d_target, or the gradient an identity backward passes through),
+ * later ones are added into the layer's own buffer. This saves a full copy
+ * per target and per fake relu, flatten or inference dropout. */
+static const float **dy_slot(NetworkWork *w, int layer) {
+    return layer < 0 ? &w->d_input_at : &w->dy[layer];
+}
+
+static float *own_grad(NetworkWork *w, int layer) {
+    return layer < 0 ? w->d_input : w->grad[layer];
+}
+
+/* Adds src (borrowed if it is the first contribution) to layer's gradient. */
+static void grad_add(NetworkWork *w, int layer, const float *src, size_t count) {
+    const float **slot = dy_slot(w, layer);
+    float *own = own_grad(w, layer);
+    if (!*slot) {
+        *slot = src;
+        return;
+    }
+    if (*slot != own) memcpy(own, *slot, count * sizeof(float));
+    layers_add(own, src, count);
+    *slot = own;
+}
+
+/* Where a layer writes the gradient of its input `in`: straight into the
+ * input's own buffer unless that already holds a sum (then grad_tmp). */
+static float *dx_destination(NetworkWork *w, int in) {
+    return *dy_slot(w, in) == own_grad(w, in) ? w->grad_tmp : own_grad(w, in);
+}
+
+/* Records dx (from dx_destination) as a contribution to in's gradient. */
+static void dx_commit(NetworkWork *w, int in, const float *dx, size_t count) {
+    const float **slot = dy_slot(w, in);
+    float *own = own_grad(w, in);
+    if (dx != own)
+        layers_add(own, dx, count); /* grad_tmp onto an existing sum */
+    else if (*slot)
+        layers_add(own, *slot, count); /* onto a borrowed gradient */
+    *slot = own;
+}
+
+/* Backward of an identity layer: its gradient is its input's, uncopied. */
+static bool is_identity_backward(const NetworkWork *w, LayerOp op, bool fake_relu) {
+    return (op == OP_RELU && fake_relu) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
 }
 
 static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_relu,
@@ -210,14 +251,17 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     const LayerSpec *l = &net->arch.layers[i];
     const LayerParams *p = &net->params[i];
     LayerRun *r = &w->run[i];
-    const float *x = input_act(net, w, i), *dy = w->grad[i];
+    const float *x = input_act(net, w, i), *dy = w->dy[i];
     float *dw = d_params && p->weight ? d_params + p->offset : NULL;
     float *db = d_params && p->bias ? d_params + p->offset + p->n_weight : NULL;
-    bool add_after;
-    float *dx = grad_destination(net, w, i, &add_after);
+    if (is_identity_backward(w, l->op, fake_relu)) {
+        grad_add(w, l->input, dy, r->in_count);
+        return;
+    }
+    float *dx = dx_destination(w, l->input);
     switch (l->op) {
     case OP_CONV2D: conv2d_backward(&r->u.conv, dx, dw, db, dy, x, p->weight, w->scratch); break;
-    case OP_RELU: relu_backward(dx, dy, w->act[i], r->out_count, fake_relu); break;
+    case OP_RELU: relu_backward(dx, dy, w->act[i], r->out_count, false); break;
     case OP_MAXPOOL: maxpool2d_backward(&r->u.pool, dx, dy, w->argmax[i], x); break;
     case OP_AVGPOOL: avgpool2d_backward(&r->u.pool, dx, dy); break;
     case OP_BATCHNORM:
@@ -229,18 +273,10 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
         break;
     case OP_LRN: lrn_backward(&r->u.lrn, dx, dy, x, w->scratch); break;
     case OP_LINEAR: linear_backward(&r->u.lin, dx, dw, db, dy, x, p->weight); break;
-    case OP_FLATTEN: memcpy(dx, dy, r->out_count * sizeof(float)); break;
-    case OP_DROPOUT:
-        if (w->training)
-            dropout_backward(&r->u.drop, dx, dy, w->seed[i]);
-        else
-            memcpy(dx, dy, r->out_count * sizeof(float));
-        break;
+    case OP_DROPOUT: dropout_backward(&r->u.drop, dx, dy, w->seed[i]); break;
+    case OP_FLATTEN: break; /* identity, above */
     }
-    if (add_after) {
-        int in = l->input;
-        layers_add(in < 0 ? w->d_input : w->grad[in], w->grad_tmp, r->in_count);
-    }
+    dx_commit(w, l->input, dx, r->in_count);
 }
 
 static bool is_target(const int *targets, int n_targets, int i) {
@@ -252,26 +288,21 @@ static bool is_target(const int *targets, int n_targets, int i) {
 const float *network_backward(const Network *net, NetworkWork *w, const int *targets,
                               const float *const *d_targets, int n_targets, bool fake_relu,
                               float *d_params) {
-    memset(w->written, 0, (size_t)w->n_layers * sizeof(bool));
-    w->input_written = false;
-    for (int k = 0; k < n_targets; k++) {
-        int t = targets[k];
-        float *dst = t < 0 ? w->d_input : w->grad[t];
-        bool *written = t < 0 ? &w->input_written : &w->written[t];
-        size_t count = (size_t)w->batch * architecture_stage_numel(&net->arch, t);
-        if (*written)
-            layers_add(dst, d_targets[k], count);
-        else
-            memcpy(dst, d_targets[k], count * sizeof(float));
-        *written = true;
-    }
+    memset(w->dy, 0, (size_t)w->n_layers * sizeof *w->dy);
+    w->d_input_at = NULL;
+    for (int k = 0; k < n_targets; k++)
+        grad_add(w, targets[k], d_targets[k],
+                 (size_t)w->batch * architecture_stage_numel(&net->arch, targets[k]));
     for (int i = w->n_layers - 1; i >= 0; i--) {
-        if (!w->needed[i] || !w->written[i]) continue;
+        if (!w->needed[i] || !w->dy[i]) continue;
         bool fake = fake_relu && is_target(targets, n_targets, i);
         layer_backward(net, w, i, fake, d_params);
     }
-    if (!w->input_written)
-        memset(w->d_input, 0,
-               (size_t)w->batch * architecture_stage_numel(&net->arch, -1) * sizeof(float));
+    /* The result is always w's own buffer, whatever it borrowed. */
+    size_t n_in = (size_t)w->batch * architecture_stage_numel(&net->arch, -1);
+    if (!w->d_input_at)
+        memset(w->d_input, 0, n_in * sizeof(float));
+    else if (w->d_input_at != w->d_input)
+        memcpy(w->d_input, w->d_input_at, n_in * sizeof(float));
     return w->d_input;
 }
