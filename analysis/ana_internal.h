@@ -1,5 +1,5 @@
 /* Internals of the analysis module shared between its .c files (and its
- * tests): text buffers, string interning, the TSV/CSV reader, the loaded study
+ * tests): text buffers, string interning, the loaded study
  * and the computed results. Not part of the public interface. */
 #ifndef ANA_INTERNAL_H
 #define ANA_INTERNAL_H
@@ -23,7 +23,7 @@ void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void buf_vprintf(Buf *b, const char *fmt, va_list ap);
 void buf_put(Buf *b, const char *s, size_t n);
 void buf_puts(Buf *b, const char *s);
-/* A CSV field: quoted (RFC 4180) when it holds a comma, quote or newline. */
+/* A CSV field: quoted (RFC 4180) when table_field_needs_quotes says so. */
 void buf_csv_field(Buf *b, const char *s);
 /* A number for a CSV/Markdown cell: %.*g, "NaN" for NaN (empty never). */
 void buf_num(Buf *b, double x, int digits);
@@ -54,28 +54,7 @@ void strpool_free(StrPool *p);
 /* "", "n/a", "N/A", "NA": BIDS spells a missing value "n/a". */
 bool is_na(const char *s);
 
-/* ---------------------------------------------------------- table reading */
-
-/* One record: fields[0..n) point into a buffer valid during the callback. */
-typedef struct {
-    const char *path;
-    long line; /* physical line where the record starts (1 = header) */
-    int n;
-    char **fields;
-} TableRow;
-
-/* Called for the header (line 1) and then every record; return -1 with err
- * set to stop. Messages should not repeat the file:line (added by the reader
- * through error_prefix). */
-typedef int (*TableRowFn)(void *ctx, const TableRow *row, bool header, Error *err);
-
-/* Parses path with libcsv (strict quoting, delimiter ',' or '\t'), checking
- * every record has as many fields as the header. Errors read
- * "path:line: problem". */
-int table_read(const char *path, char delim, TableRowFn fn, void *ctx, Error *err);
-
-/* Column lookup in a header row: index or -1. */
-int table_col(const TableRow *header, const char *name);
+/* Table reading is core's table_read (TableRow, TableRowFn, table_col). */
 
 /* ------------------------------------------------------------- the study */
 

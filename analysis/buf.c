@@ -46,7 +46,7 @@ void buf_printf(Buf *b, const char *fmt, ...) {
 }
 
 void buf_csv_field(Buf *b, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
+    if (!table_field_needs_quotes(s)) {
         buf_puts(b, s);
         return;
     }

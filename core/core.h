@@ -6,6 +6,7 @@
  *   fsync'ed and renamed, so a crash or a full disk never leaves half a file.
  * - safetensors reader and writer (the model and activation file format).
  * - Pool: a persistent worker pool for "parallel for" over independent tasks.
+ * - CSV/TSV tables: one libcsv-based reader (streaming or whole) and writer.
  * - small helpers: monotonic clock, checked allocation, BLAS core selection.
  */
 #ifndef CORE_H
@@ -174,6 +175,64 @@ double rng_normal(Rng *r);               /* standard normal */
 /* Lower-case hex SHA-256 of a buffer / of a file's bytes. */
 void sha256_hex(const void *data, size_t n, char out[65]);
 int sha256_file(const char *path, char out[65], Error *err);
+
+/* ------------------------------------------------------- delimited tables */
+
+/* CSV and TSV files with a header row, read through libcsv: quoted fields
+ * (also across lines), CRLF or LF, a missing final newline, a UTF-8
+ * byte-order mark, empty fields; blanks around unquoted fields are trimmed
+ * and a record of one empty field (a line holding only "") is skipped.
+ * Malformed quoting is an error. Errors are one line naming the file and,
+ * where there is one, the line: "path:line: problem". */
+
+/* One record: fields[0..n) point into the reader's buffer, valid only
+ * during the callback. */
+typedef struct {
+    const char *path;
+    long line; /* physical line where the record starts (1 = header) */
+    int n;
+    char **fields;
+} TableRow;
+
+/* Called for the header and then for every record; returns 0, or -1 with
+ * err set to stop. The message should not repeat the file and line: the
+ * reader prefixes "path:line: ". */
+typedef int (*TableRowFn)(void *ctx, const TableRow *row, bool header, Error *err);
+
+/* Streams path (delim ',' or '\t') to fn without a copy per field. Every
+ * record must have as many fields as the header. */
+int table_read(const char *path, char delim, TableRowFn fn, void *ctx, Error *err);
+/* Index of column name in a header row, or -1. */
+int table_col(const TableRow *header, const char *name);
+
+/* A whole table in memory, for files small enough to hold (manifests,
+ * metamers.csv, prediction tables). All strings live in one buffer. */
+typedef struct {
+    char *path;
+    int n_cols, n_rows;
+    char **header; /* n_cols names */
+    char ***rows;  /* rows[r][c], c < n_cols */
+    long *lines;   /* physical line each row starts on */
+    char **cells;  /* header, then the rows: what header and rows point into */
+    char *text;
+} Table;
+
+enum {
+    /* Lists made by hand in a spreadsheet: a short record is padded with
+     * empty fields and extra fields are dropped, instead of an error. */
+    TABLE_RAGGED = 1,
+};
+
+int table_load(const char *path, char delim, int flags, Table *t, Error *err);
+void table_free(Table *t);
+int table_column(const Table *t, const char *name);       /* -1 if absent */
+const char *table_cell(const Table *t, int row, int col); /* "" if col < 0 */
+
+/* Whether a CSV field must be quoted for the reader above to give it back:
+ * a comma, quote or line break in it, or a blank at either end. */
+bool table_field_needs_quotes(const char *s);
+/* Writes one CSV field to f, quoted (RFC 4180) only when it must be. */
+void table_write_field(FILE *f, const char *s);
 
 /* -------------------------------------------------------------------- BLAS */
 

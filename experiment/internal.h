@@ -35,19 +35,9 @@ char *exp_path_join(const char *dir, const char *rel); /* rel if absolute */
 /* Local time with milliseconds and offset, e.g. 2024-05-01T10:22:33.123+02:00. */
 void exp_iso8601_now(char out[40], double offset_s);
 
-/* ------------------------------------------------------------------ CSV */
-
-typedef struct {
-    int ncols, nrows;
-    char **cols;
-    char **cells; /* nrows * ncols, "" for missing */
-} CsvTable;
-/* Reads a CSV file with libcsv (quoted fields, CRLF); rows must have the
- * header's width (short rows are padded with ""). */
-int exp_csv_table_read(const char *path, CsvTable *t, Error *err);
-void exp_csv_table_free(CsvTable *t);
-int exp_csv_col(const CsvTable *t, const char *name);          /* -1 if absent */
-const char *exp_csv_cell(const CsvTable *t, int row, int col); /* "" if col < 0 */
+/* CSV inputs (manifests, metamers.csv, prediction tables) are read with
+ * core's table_load(..., TABLE_RAGGED, ...): lists edited by hand may drop
+ * trailing empty cells. */
 
 /* --------------------------------------------------------------- design */
 

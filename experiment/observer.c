@@ -74,13 +74,16 @@ typedef struct {
     char *key, *value;
 } Entry;
 
+/* The "table" observer's predictions: "S:<stimulus>", "C:<clip_id>" and
+ * "P:<resolved path>" keys, sorted for bsearch. */
 typedef struct {
     Entry *e;
     int n, cap;
     char *design_dir, *path;
-} Table;
+} PredictionTable;
 
-static void table_put(Table *t, const char *prefix, const char *key, const char *value) {
+static void table_put(PredictionTable *t, const char *prefix, const char *key,
+                      const char *value) {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 1024;
         t->e = realloc(t->e, sizeof(Entry) * t->cap);
@@ -96,7 +99,7 @@ static int cmp_entry(const void *a, const void *b) {
     return strcmp(((const Entry *)a)->key, ((const Entry *)b)->key);
 }
 
-static const char *table_get(const Table *t, const char *prefix, const char *key) {
+static const char *table_get(const PredictionTable *t, const char *prefix, const char *key) {
     char buf[PATH_MAX + 8];
     snprintf(buf, sizeof buf, "%s%s", prefix, key);
     Entry want = {buf, NULL};
@@ -105,32 +108,30 @@ static const char *table_get(const Table *t, const char *prefix, const char *key
 }
 
 /* Adds "P:<resolved path>" if rel (relative to dir) names an existing file. */
-static void put_path(Table *t, const char *dir, const char *rel, const char *value) {
+static void put_path(PredictionTable *t, const char *dir, const char *rel, const char *value) {
     char *p = exp_path_join(dir, rel), real[PATH_MAX];
     if (realpath(p, real)) table_put(t, "P:", real, value);
     free(p);
 }
 
-static int load_table(Table *t, const ExpObserverEnv *env, Error *err) {
-    CsvTable c;
-    if (exp_csv_table_read(t->path, &c, err) != 0) return -1;
+static int load_table(PredictionTable *t, const ExpObserverEnv *env, Error *err) {
+    Table c;
+    if (table_load(t->path, ',', TABLE_RAGGED, &c, err) != 0) return -1;
     char *dir = exp_path_dir(t->path);
-    int c_id = exp_csv_col(&c, "clip_id"), c_top = exp_csv_col(&c, "top1"),
-        c_task = exp_csv_col(&c, "task");
-    int c_path = exp_csv_col(&c, "stimulus_path") >= 0 ? exp_csv_col(&c, "stimulus_path")
-                                                       : exp_csv_col(&c, "path");
+    int c_id = table_column(&c, "clip_id"), c_top = table_column(&c, "top1"),
+        c_task = table_column(&c, "task"), c_path = table_column(&c, "stimulus_path");
+    if (c_path < 0) c_path = table_column(&c, "path");
     int rc = 0;
     if (c_top < 0 || (c_id < 0 && c_path < 0))
         rc = error_set(err, "%s: a prediction table needs a top1 column and clip_id or path",
                        t->path);
-    for (int r = 0; rc == 0 && r < c.nrows; r++) {
-        if (c_task >= 0 && *exp_csv_cell(&c, r, c_task) &&
-            strcmp(exp_csv_cell(&c, r, c_task), env->task))
-            continue;
-        const char *top = exp_csv_cell(&c, r, c_top), *id = exp_csv_cell(&c, r, c_id);
-        const char *path = exp_csv_cell(&c, r, c_path);
+    for (int r = 0; rc == 0 && r < c.n_rows; r++) {
+        const char *task = table_cell(&c, r, c_task);
+        if (*task && strcmp(task, env->task)) continue;
+        const char *top = table_cell(&c, r, c_top), *id = table_cell(&c, r, c_id);
+        const char *path = table_cell(&c, r, c_path);
         if (!*top) {
-            rc = error_set(err, "%s: row %d has an empty top1", t->path, r + 2);
+            rc = error_set(err, "%s:%ld: empty top1", t->path, c.lines[r]);
             break;
         }
         if (*path) table_put(t, "S:", path, top), put_path(t, dir, path, top);
@@ -138,7 +139,7 @@ static int load_table(Table *t, const ExpObserverEnv *env, Error *err) {
         if (*id && strpbrk(id, "/.")) put_path(t, dir, id, top);
     }
     free(dir);
-    exp_csv_table_free(&c);
+    table_free(&c);
     if (rc) return -1;
     qsort(t->e, t->n, sizeof(Entry), cmp_entry);
     for (int i = 1; i < t->n; i++)
@@ -147,7 +148,7 @@ static int load_table(Table *t, const ExpObserverEnv *env, Error *err) {
     return 0;
 }
 
-static const char *table_lookup(const Table *t, const ExpTrial *tr) {
+static const char *table_lookup(const PredictionTable *t, const ExpTrial *tr) {
     const char *v = table_get(t, "S:", tr->stimulus_path);
     if (v) return v;
     char *p = exp_path_join(t->design_dir, tr->stimulus_path), real[PATH_MAX];
@@ -158,7 +159,7 @@ static const char *table_lookup(const Table *t, const ExpTrial *tr) {
 }
 
 static int table_prepare(ExpObserver *self, const ExpTrial *trials, int n, Error *err) {
-    Table *t = self->state;
+    PredictionTable *t = self->state;
     int missing = 0, first = -1;
     for (int i = 0; i < n; i++)
         if (!table_lookup(t, &trials[i])) missing++, first = first < 0 ? i : first;
@@ -181,7 +182,7 @@ static int table_answer(ExpObserver *self, const ExpTrial *tr, char *response, s
 }
 
 static void table_destroy(ExpObserver *self) {
-    Table *t = self->state;
+    PredictionTable *t = self->state;
     if (!t) return;
     for (int i = 0; i < t->n; i++) free(t->e[i].key), free(t->e[i].value);
     free(t->e);
@@ -193,7 +194,7 @@ static void table_destroy(ExpObserver *self) {
 static int table_create(const ExpObserverEnv *env, ExpObserver *o, Error *err) {
     if (!*env->arg) return error_set(err, "observer table needs a file: table:PREDICTIONS.csv");
     if (no_options(env, "table", err) != 0) return -1;
-    Table *t = xcalloc(1, sizeof *t);
+    PredictionTable *t = xcalloc(1, sizeof *t);
     t->path = xstrdup(env->arg);
     t->design_dir = xstrdup(env->design_dir);
     o->state = t;

@@ -54,13 +54,13 @@ static int cmp_str(const void *a, const void *b) {
 static int read_manifest(const Design *d, const char *rel, StimPool *p, int *cap, int *lcap,
                          Error *err) {
     char *path = exp_path_join(d->dir, rel), *mdir = exp_path_dir(rel);
-    CsvTable t;
-    int rc = exp_csv_table_read(path, &t, err);
+    Table t;
+    int rc = table_load(path, ',', TABLE_RAGGED, &t, err);
     int c_id = -1, c_path = -1, c_label = -1, c_task = -1, c_split = -1;
     if (rc == 0) {
-        c_id = exp_csv_col(&t, "clip_id"), c_path = exp_csv_col(&t, "path");
-        c_label = exp_csv_col(&t, "label"), c_task = exp_csv_col(&t, "task");
-        c_split = exp_csv_col(&t, "split");
+        c_id = table_column(&t, "clip_id"), c_path = table_column(&t, "path");
+        c_label = table_column(&t, "label"), c_task = table_column(&t, "task");
+        c_split = table_column(&t, "split");
         if (c_id < 0 || c_path < 0 || c_label < 0)
             rc = error_set(err, "%s: a manifest needs columns clip_id, path and label", path);
         else if (d->split && c_split < 0)
@@ -69,19 +69,18 @@ static int read_manifest(const Design *d, const char *rel, StimPool *p, int *cap
                            "split column",
                            path, d->split);
     }
-    for (int r = 0; rc == 0 && r < t.nrows; r++) {
-        if (c_task >= 0 && strcmp(exp_csv_cell(&t, r, c_task), d->task) != 0) continue;
-        const char *id = exp_csv_cell(&t, r, c_id), *label = exp_csv_cell(&t, r, c_label);
-        if (!*id || !*label || !*exp_csv_cell(&t, r, c_path) || strpbrk(id, "\t\n") ||
-            strpbrk(label, "\t\n") || strpbrk(exp_csv_cell(&t, r, c_path), "\t\n")) {
-            rc = error_set(err,
-                           "%s: row %d: empty clip_id, path or label, or a tab/newline "
-                           "in one",
-                           path, r + 2);
+    for (int r = 0; rc == 0 && r < t.n_rows; r++) {
+        if (c_task >= 0 && strcmp(table_cell(&t, r, c_task), d->task) != 0) continue;
+        const char *id = table_cell(&t, r, c_id), *label = table_cell(&t, r, c_label);
+        const char *clip_path = table_cell(&t, r, c_path);
+        if (!*id || !*label || !*clip_path || strpbrk(id, "\t\n") || strpbrk(label, "\t\n") ||
+            strpbrk(clip_path, "\t\n")) {
+            rc = error_set(err, "%s:%ld: empty clip_id, path or label, or a tab/newline in one",
+                           path, t.lines[r]);
             break;
         }
         add_label(p, label, lcap); /* every split: the answers a listener may give */
-        if (d->split && strcmp(exp_csv_cell(&t, r, c_split), d->split) != 0) continue;
+        if (d->split && strcmp(table_cell(&t, r, c_split), d->split) != 0) continue;
         if (p->n_clips == *cap) {
             *cap = *cap ? 2 * *cap : 256;
             p->clips = realloc(p->clips, sizeof(NaturalClip) * *cap);
@@ -90,9 +89,9 @@ static int read_manifest(const Design *d, const char *rel, StimPool *p, int *cap
         NaturalClip *c = &p->clips[p->n_clips++];
         c->clip_id = xstrdup(id);
         c->label = xstrdup(label);
-        c->path = exp_path_join(mdir, exp_csv_cell(&t, r, c_path));
+        c->path = exp_path_join(mdir, clip_path);
     }
-    if (rc == 0 || t.cols) exp_csv_table_free(&t);
+    table_free(&t);
     free(path);
     free(mdir);
     return rc;
@@ -113,46 +112,44 @@ static int truthy(const char *s) {
 static int read_metamers(const Design *d, const MetamerSource *m, const ClipIndex *ix, StimPool *p,
                          int *cap, Error *err) {
     char *path = exp_path_join(d->dir, m->csv), *mdir = exp_path_dir(m->csv);
-    CsvTable t;
-    int rc = exp_csv_table_read(path, &t, err);
+    Table t;
+    int rc = table_load(path, ',', TABLE_RAGGED, &t, err);
     int c_clip = -1, c_stage = -1, c_seed = -1, c_path = -1, c_pass = -1, c_model = -1;
     if (rc == 0) {
-        c_clip =
-            exp_csv_col(&t, "clip_id") >= 0 ? exp_csv_col(&t, "clip_id") : exp_csv_col(&t, "clip");
-        c_stage = exp_csv_col(&t, "stage"), c_seed = exp_csv_col(&t, "seed");
-        c_path = exp_csv_col(&t, "path");
-        if (c_path < 0) c_path = exp_csv_col(&t, "wav");
-        c_pass = exp_csv_col(&t, "passed"), c_model = exp_csv_col(&t, "model");
+        c_clip = table_column(&t, "clip_id");
+        if (c_clip < 0) c_clip = table_column(&t, "clip");
+        c_stage = table_column(&t, "stage"), c_seed = table_column(&t, "seed");
+        c_path = table_column(&t, "path");
+        if (c_path < 0) c_path = table_column(&t, "wav");
+        c_pass = table_column(&t, "passed"), c_model = table_column(&t, "model");
         if (c_clip < 0 || c_stage < 0)
             rc = error_set(err, "%s: metamers.csv needs columns clip (or clip_id) and stage", path);
         else if (m->passed_only && c_pass < 0)
             rc = error_set(err, "%s: passed_only is set but there is no passed column", path);
     }
-    for (int r = 0; rc == 0 && r < t.nrows; r++) {
-        if (c_model >= 0 && *exp_csv_cell(&t, r, c_model) &&
-            strcmp(exp_csv_cell(&t, r, c_model), m->model))
-            continue;
-        int k = cond_of(d, m->model, exp_csv_cell(&t, r, c_stage));
-        int clip = find_clip(ix, exp_csv_cell(&t, r, c_clip));
+    for (int r = 0; rc == 0 && r < t.n_rows; r++) {
+        const char *model = table_cell(&t, r, c_model), *stage = table_cell(&t, r, c_stage);
+        if (*model && strcmp(model, m->model)) continue;
+        int k = cond_of(d, m->model, stage);
+        int clip = find_clip(ix, table_cell(&t, r, c_clip));
         if (k < 0 || clip < 0) continue; /* a stage or clip the design does not use */
-        if (m->passed_only && !truthy(exp_csv_cell(&t, r, c_pass))) continue;
+        if (m->passed_only && !truthy(table_cell(&t, r, c_pass))) continue;
         char *end;
-        const char *seed_s = exp_csv_cell(&t, r, c_seed);
+        const char *seed_s = table_cell(&t, r, c_seed);
         long seed = *seed_s ? strtol(seed_s, &end, 10) : 0;
         if (*seed_s && (*end || seed < 0 || seed > 1000000000)) {
-            rc = error_set(err, "%s: row %d: seed \"%s\" is not a non-negative integer", path,
-                           r + 2, seed_s);
+            rc = error_set(err, "%s:%ld: seed \"%s\" is not a non-negative integer", path,
+                           t.lines[r], seed_s);
             break;
         }
         char rel[1024];
-        if (*exp_csv_cell(&t, r, c_path)) {
-            snprintf(rel, sizeof rel, "%s", exp_csv_cell(&t, r, c_path));
+        if (*table_cell(&t, r, c_path)) {
+            snprintf(rel, sizeof rel, "%s", table_cell(&t, r, c_path));
         } else { /* synth's layout: <out>/<stage>/<clip>_s<seed>.wav */
-            snprintf(rel, sizeof rel, "%s/%s_s%ld.wav", exp_csv_cell(&t, r, c_stage),
-                     p->clips[clip].clip_id, seed);
+            snprintf(rel, sizeof rel, "%s/%s_s%ld.wav", stage, p->clips[clip].clip_id, seed);
         }
         if (strpbrk(rel, "\t\n")) {
-            rc = error_set(err, "%s: row %d: tab or newline in the path", path, r + 2);
+            rc = error_set(err, "%s:%ld: tab or newline in the path", path, t.lines[r]);
             break;
         }
         if (p->n_mets == *cap) {
@@ -162,7 +159,7 @@ static int read_metamers(const Design *d, const MetamerSource *m, const ClipInde
         }
         p->mets[p->n_mets++] = (MetamerStim){clip, k, (int)seed, exp_path_join(mdir, rel)};
     }
-    if (rc == 0 || t.cols) exp_csv_table_free(&t);
+    table_free(&t);
     free(path);
     free(mdir);
     return rc;

@@ -140,19 +140,6 @@ static int predict_all(const Network *net, const TrainSet *ts, Pool *pool, Pred 
     return rc;
 }
 
-static void csv_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static int write_predictions(const char *path, const Network *net, const TrainSet *ts,
                              const Pred *pred, Error *err) {
     AtomicFile af;
@@ -161,10 +148,10 @@ static int write_predictions(const char *path, const Network *net, const TrainSe
     for (int i = 0; i < ts->n; i++) {
         const ManifestRow *r = &ts->m->rows[ts->rows[i]];
         int t = ts->task[i];
-        csv_field(af.f, r->clip_id), fputc(',', af.f);
-        csv_field(af.f, r->task), fputc(',', af.f);
-        csv_field(af.f, r->label), fputc(',', af.f);
-        csv_field(af.f, net->classes[t][pred[i].top1]);
+        table_write_field(af.f, r->clip_id), fputc(',', af.f);
+        table_write_field(af.f, r->task), fputc(',', af.f);
+        table_write_field(af.f, r->label), fputc(',', af.f);
+        table_write_field(af.f, net->classes[t][pred[i].top1]);
         fprintf(af.f, ",%.6f,%d\n", pred[i].p, pred[i].top1 == ts->label[i]);
     }
     return atomic_commit(&af, err);

@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
     const ImportOptions *opt;
-    const CsvTable *t;
+    const Table *t;
     int col[N_COLS];
     char **ids;     /* clip id per row */
     char **problem; /* NULL when imported */
@@ -78,7 +78,7 @@ static char *import_one(Import *im, int row) {
     char path[2048], out_path[1200];
     const char *file = field(im, row, COL_FILE, "");
     snprintf(path, sizeof path, "%s/%s", im->opt->dir, file);
-    if (!*file) return problem("%s:%d: empty file name", im->opt->labels, im->t->lines[row]);
+    if (!*file) return problem("%s:%ld: empty file name", im->opt->labels, im->t->lines[row]);
     if (!*field(im, row, COL_LABEL, "")) return problem("%s: no label", path);
     Audio a;
     Error e;
@@ -154,8 +154,8 @@ static void make_ids(Import *im) {
 static int map_columns(Import *im, Error *err) {
     static const char *names[N_COLS] = {"file",  "label",    "centre_s",  "task", "speaker_or_style",
                                         "split", "clip_id",  "snr_db",    "noise"};
-    for (int c = 0; c < N_COLS; c++) im->col[c] = csv_table_column(im->t, names[c]);
-    if (im->col[COL_CENTRE] < 0) im->col[COL_CENTRE] = csv_table_column(im->t, "center_s");
+    for (int c = 0; c < N_COLS; c++) im->col[c] = table_column(im->t, names[c]);
+    if (im->col[COL_CENTRE] < 0) im->col[COL_CENTRE] = table_column(im->t, "center_s");
     for (int c = 0; c < 2; c++)
         if (im->col[c] < 0)
             return error_set(err, "%s:1: missing column '%s' (need file,label; optional "
@@ -221,7 +221,7 @@ static void check_rows(Import *im) {
         double v = strcmp(snr, "inf") ? strtod(snr, &end) : 0;
         if (strcmp(snr, "inf") && (*end || errno || !isfinite(v))) {
             char buf[600];
-            snprintf(buf, sizeof buf, "%s:%d: snr_db '%s' is not a number or \"inf\"",
+            snprintf(buf, sizeof buf, "%s:%ld: snr_db '%s' is not a number or \"inf\"",
                      im->opt->labels, im->t->lines[r], snr);
             im->problem[r] = xstrdup(buf);
         }
@@ -229,8 +229,8 @@ static void check_rows(Import *im) {
 }
 
 static int run_import(const ImportOptions *opt, Error *err) {
-    CsvTable t;
-    if (csv_table_read(opt->labels, &t, err) != 0) return -1;
+    Table t;
+    if (table_load(opt->labels, ',', 0, &t, err) != 0) return -1;
     Import im = {.opt = opt, .t = &t};
     int rc = map_columns(&im, err);
     if (rc == 0) {
@@ -253,7 +253,7 @@ static int run_import(const ImportOptions *opt, Error *err) {
     }
     for (int r = 0; im.ids && r < t.n_rows; r++) free(im.ids[r]), free(im.problem[r]);
     free(im.ids), free(im.problem);
-    csv_table_free(&t);
+    table_free(&t);
     return rc;
 }
 

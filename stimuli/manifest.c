@@ -1,7 +1,5 @@
-/* Manifest CSV: a libcsv-based table reader that remembers the line each
- * row starts on (so errors read "file:line: problem"), a writer that quotes
- * only fields that need it, and the manifest's column checks on top. */
-#include <csv.h>
+/* Manifest CSV: the manifest's column and value checks on top of core's
+ * table reader (errors read "file:line: problem"), and its writer. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -13,161 +11,6 @@
 const char *const manifest_columns[MANIFEST_N_COLUMNS] = {
     "clip_id", "path", "task", "label", "source", "speaker_or_style",
     "snr_db",  "noise", "split", "seed"};
-
-/* ------------------------------------------------------------ CSV table */
-
-typedef struct {
-    CsvTable *t;
-    char **fields; /* fields of the record being parsed */
-    int n_fields, cap_fields;
-    int line;       /* physical line being fed to the parser */
-    int record_line;
-    int cap_rows;
-    Error *err;
-    int failed;
-} CsvState;
-
-static void on_field(void *s, size_t len, void *data) {
-    CsvState *st = data;
-    if (st->n_fields == st->cap_fields) {
-        st->cap_fields = st->cap_fields ? 2 * st->cap_fields : 16;
-        char **grown = xmalloc((size_t)st->cap_fields * sizeof *grown);
-        if (st->n_fields) memcpy(grown, st->fields, (size_t)st->n_fields * sizeof *grown);
-        free(st->fields);
-        st->fields = grown;
-    }
-    char *f = xmalloc(len + 1);
-    if (len) memcpy(f, s, len);
-    f[len] = 0;
-    st->fields[st->n_fields++] = f;
-}
-
-static void drop_fields(CsvState *st) {
-    for (int i = 0; i < st->n_fields; i++) free(st->fields[i]);
-    st->n_fields = 0;
-}
-
-/* End of a record: the first one is the header, later ones must match its
- * width. A blank line (one empty field) is skipped. */
-static void on_row(int c, void *data) {
-    (void)c;
-    CsvState *st = data;
-    CsvTable *t = st->t;
-    int line = st->record_line;
-    if (st->failed) return drop_fields(st);
-    if (st->n_fields == 1 && st->fields[0][0] == 0) return drop_fields(st);
-    if (!t->header) {
-        t->header = st->fields;
-        t->n_cols = st->n_fields;
-        st->fields = NULL;
-        st->n_fields = st->cap_fields = 0;
-        return;
-    }
-    if (st->n_fields != t->n_cols) {
-        st->failed = 1;
-        error_set(st->err, "%s:%d: %d fields, the header has %d", t->path, line, st->n_fields,
-                  t->n_cols);
-        return drop_fields(st);
-    }
-    if (t->n_rows == st->cap_rows) {
-        st->cap_rows = st->cap_rows ? 2 * st->cap_rows : 64;
-        char ***rows = xmalloc((size_t)st->cap_rows * sizeof *rows);
-        int *lines = xmalloc((size_t)st->cap_rows * sizeof *lines);
-        if (t->n_rows) {
-            memcpy(rows, t->rows, (size_t)t->n_rows * sizeof *rows);
-            memcpy(lines, t->lines, (size_t)t->n_rows * sizeof *lines);
-        }
-        free(t->rows);
-        free(t->lines);
-        t->rows = rows;
-        t->lines = lines;
-    }
-    char **row = xmalloc((size_t)t->n_cols * sizeof *row);
-    memcpy(row, st->fields, (size_t)t->n_cols * sizeof *row);
-    st->n_fields = 0;
-    t->lines[t->n_rows] = line;
-    t->rows[t->n_rows++] = row;
-}
-
-/* Feeds the parser one physical line at a time so each record knows the
- * line it started on, even when quoted fields span lines. */
-static int parse_lines(struct csv_parser *p, const char *data, size_t size, CsvState *st) {
-    size_t pos = 0;
-    while (pos < size && !st->failed) {
-        const char *nl = memchr(data + pos, '\n', size - pos);
-        size_t len = nl ? (size_t)(nl - (data + pos)) + 1 : size - pos;
-        st->line++;
-        /* pstate 0 is libcsv's ROW_NOT_BEGUN: this line starts a record. */
-        if (p->pstate == 0 && st->n_fields == 0) st->record_line = st->line;
-        if (csv_parse(p, data + pos, len, on_field, on_row, st) != len) {
-            error_set(st->err, "%s:%d: malformed CSV (%s)", st->t->path, st->line,
-                      csv_strerror(csv_error(p)));
-            return -1;
-        }
-        pos += len;
-    }
-    return st->failed ? -1 : 0;
-}
-
-int csv_table_read(const char *path, CsvTable *t, Error *err) {
-    memset(t, 0, sizeof *t);
-    t->path = xstrdup(path);
-    char *data;
-    size_t size;
-    if (read_file(path, &data, &size, err) != 0) return csv_table_free(t), -1;
-    struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        free(data);
-        csv_table_free(t);
-        return error_set(err, "%s: cannot initialise the CSV parser", path);
-    }
-    CsvState st = {.t = t, .err = err};
-    int rc = parse_lines(&p, data, size, &st);
-    if (rc == 0 && csv_fini(&p, on_field, on_row, &st) != 0) {
-        error_set(err, "%s:%d: malformed CSV at end of file (%s)", path, st.line,
-                  csv_strerror(csv_error(&p)));
-        rc = -1;
-    }
-    if (rc == 0 && st.failed) rc = -1;
-    if (rc == 0 && !t->header) rc = error_set(err, "%s: empty file (no header row)", path);
-    csv_free(&p);
-    drop_fields(&st);
-    free(st.fields);
-    free(data);
-    if (rc != 0) csv_table_free(t);
-    return rc;
-}
-
-void csv_table_free(CsvTable *t) {
-    for (int r = 0; r < t->n_rows; r++) {
-        for (int c = 0; c < t->n_cols; c++) free(t->rows[r][c]);
-        free(t->rows[r]);
-    }
-    for (int c = 0; t->header && c < t->n_cols; c++) free(t->header[c]);
-    free(t->header);
-    free(t->rows);
-    free(t->lines);
-    free(t->path);
-    memset(t, 0, sizeof *t);
-}
-
-int csv_table_column(const CsvTable *t, const char *name) {
-    for (int c = 0; c < t->n_cols; c++)
-        if (strcmp(t->header[c], name) == 0) return c;
-    return -1;
-}
-
-/* Quotes when a reader could misparse the field: separators, quotes, line
- * breaks, or leading/trailing blanks (libcsv trims unquoted blanks). */
-void csv_put_field(FILE *f, const char *s) {
-    size_t n = strlen(s);
-    int quote = n && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]));
-    if (strpbrk(s, ",\"\r\n")) quote = 1;
-    if (quote)
-        csv_fwrite(f, s, n);
-    else
-        fputs(s, f);
-}
 
 /* ------------------------------------------------------------- manifest */
 
@@ -278,7 +121,7 @@ static int parse_seed(const char *s, int64_t *out) {
 }
 
 /* Maps the header to manifest_columns order: exactly these ten names. */
-static int map_columns(const CsvTable *t, int col[MANIFEST_N_COLUMNS], Error *err) {
+static int map_columns(const Table *t, int col[MANIFEST_N_COLUMNS], Error *err) {
     for (int c = 0; c < t->n_cols; c++) {
         int known = 0;
         for (int k = 0; k < MANIFEST_N_COLUMNS; k++) known |= !strcmp(t->header[c], manifest_columns[k]);
@@ -288,27 +131,27 @@ static int map_columns(const CsvTable *t, int col[MANIFEST_N_COLUMNS], Error *er
                 return error_set(err, "%s:1: column '%s' appears twice", t->path, t->header[c]);
     }
     for (int k = 0; k < MANIFEST_N_COLUMNS; k++)
-        if ((col[k] = csv_table_column(t, manifest_columns[k])) < 0)
+        if ((col[k] = table_column(t, manifest_columns[k])) < 0)
             return error_set(err, "%s:1: missing column '%s'", t->path, manifest_columns[k]);
     return 0;
 }
 
-static int check_row(const CsvTable *t, int r, const int col[], ManifestRow *row, Error *err) {
+static int check_row(const Table *t, int r, const int col[], ManifestRow *row, Error *err) {
     char **f = t->rows[r];
-    int line = t->lines[r];
+    long line = t->lines[r];
     const char *id = f[col[0]];
     if (!valid_clip_id(id))
-        return error_set(err, "%s:%d: clip_id '%s' is empty or has characters other than "
+        return error_set(err, "%s:%ld: clip_id '%s' is empty or has characters other than "
                          "letters, digits, '.', '_', '-'", t->path, line, id);
     const int required[] = {1, 2, 3, 8}; /* path, task, label, split */
     for (int i = 0; i < 4; i++)
         if (!f[col[required[i]]][0])
-            return error_set(err, "%s:%d: empty %s", t->path, line, manifest_columns[required[i]]);
+            return error_set(err, "%s:%ld: empty %s", t->path, line, manifest_columns[required[i]]);
     if (parse_snr(f[col[6]], &row->snr_db) != 0)
-        return error_set(err, "%s:%d: snr_db '%s' is not a number or \"inf\"", t->path, line,
+        return error_set(err, "%s:%ld: snr_db '%s' is not a number or \"inf\"", t->path, line,
                          f[col[6]]);
     if (parse_seed(f[col[9]], &row->seed) != 0)
-        return error_set(err, "%s:%d: seed '%s' is not a non-negative integer", t->path, line,
+        return error_set(err, "%s:%ld: seed '%s' is not a non-negative integer", t->path, line,
                          f[col[9]]);
     return 0;
 }
@@ -325,8 +168,8 @@ static char *dir_of(const char *path) {
 
 int manifest_read(const char *path, Manifest *m, Error *err) {
     manifest_init(m);
-    CsvTable t;
-    if (csv_table_read(path, &t, err) != 0) return manifest_free(m), -1;
+    Table t;
+    if (table_load(path, ',', 0, &t, err) != 0) return manifest_free(m), -1;
     int col[MANIFEST_N_COLUMNS];
     int rc = map_columns(&t, col, err);
     for (int r = 0; rc == 0 && r < t.n_rows; r++) {
@@ -337,7 +180,8 @@ int manifest_read(const char *path, Manifest *m, Error *err) {
         row.label = f[col[3]], row.source = f[col[4]], row.speaker_or_style = f[col[5]];
         row.noise = f[col[7]], row.split = f[col[8]];
         if (manifest_find(m, row.clip_id) >= 0) {
-            rc = error_set(err, "%s:%d: clip_id '%s' appears twice", path, t.lines[r], row.clip_id);
+            rc = error_set(err, "%s:%ld: clip_id '%s' appears twice", path, t.lines[r],
+                           row.clip_id);
             break;
         }
         manifest_add(m, &row);
@@ -348,7 +192,7 @@ int manifest_read(const char *path, Manifest *m, Error *err) {
     } else {
         manifest_free(m);
     }
-    csv_table_free(&t);
+    table_free(&t);
     return rc;
 }
 
@@ -366,7 +210,7 @@ int manifest_write(const char *path, const Manifest *m, Error *err) {
                                              r->source,  r->speaker_or_style, snr,
                                              r->noise,   r->split, seed};
         for (int k = 0; k < MANIFEST_N_COLUMNS; k++) {
-            csv_put_field(af.f, f[k]);
+            table_write_field(af.f, f[k]);
             fputc(k + 1 < MANIFEST_N_COLUMNS ? ',' : '\n', af.f);
         }
     }

@@ -7,27 +7,6 @@
 
 #include "stimuli.h"
 
-/* ------------------------------------------------------------ CSV tables */
-
-/* A whole CSV file: header plus rows of strings, each row with the line
- * number it starts on (for "file:line: problem" messages). */
-typedef struct {
-    char *path;
-    int n_cols;
-    char **header;
-    int n_rows;
-    char ***rows; /* rows[r][c] */
-    int *lines;   /* 1-based line of each row */
-} CsvTable;
-
-/* Parses with libcsv in strict mode; every row must have as many fields as
- * the header. Blank lines are skipped. */
-int csv_table_read(const char *path, CsvTable *t, Error *err);
-void csv_table_free(CsvTable *t);
-int csv_table_column(const CsvTable *t, const char *name); /* -1 if absent */
-/* Appends one field to f, quoted only when CSV needs it. */
-void csv_put_field(FILE *f, const char *s);
-
 /* --------------------------------------------------- external programs */
 
 /* The external programs the builder runs, with the Debian package that

@@ -5,7 +5,6 @@
  * it marks the job done. metamers.csv is rebuilt from these files, so runs
  * that were killed, sharded or repeated with other stages all end up with
  * one consistent table; merge copies other folders' metamers in first. */
-#include <csv.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,19 +23,6 @@ void row_free(Row *r) {
     memset(r, 0, sizeof *r);
 }
 
-void csv_write_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 void row_write_header(FILE *f) {
     for (int c = 0; c < ROW_N_COLUMNS; c++) fprintf(f, "%s%s", c ? "," : "", row_columns[c]);
     fputc('\n', f);
@@ -45,7 +31,7 @@ void row_write_header(FILE *f) {
 void row_write(FILE *f, const Row *r) {
     for (int c = 0; c < ROW_N_COLUMNS; c++) {
         if (c) fputc(',', f);
-        csv_write_field(f, r->f[c] ? r->f[c] : "");
+        table_write_field(f, r->f[c] ? r->f[c] : "");
     }
     fputc('\n', f);
 }
@@ -53,67 +39,29 @@ void row_write(FILE *f, const Row *r) {
 /* ------------------------------------------------------------- reading */
 
 typedef struct {
-    char **cells;
-    int n_cells, cap, n_cols; /* n_cols from the header */
-    int bad_row;              /* first record with a wrong field count */
-    int record;
-} CsvRead;
+    Row **rows;
+    int *n;
+    int col[ROW_N_COLUMNS]; /* file column of each of row_columns */
+} RowsReader;
 
-static void on_field(void *s, size_t len, void *ctx) {
-    CsvRead *r = ctx;
-    if (r->n_cells == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 64;
-        r->cells = realloc(r->cells, (size_t)r->cap * sizeof *r->cells);
-        if (!r->cells) abort();
+static int read_row(void *ctx, const TableRow *row, bool header, Error *err) {
+    RowsReader *r = ctx;
+    if (header) {
+        for (int c = 0; c < ROW_N_COLUMNS; c++)
+            if ((r->col[c] = table_col(row, row_columns[c])) < 0)
+                return error_set(err, "no column '%s'", row_columns[c]);
+        return 0;
     }
-    char *c = xmalloc(len + 1);
-    memcpy(c, s, len);
-    c[len] = 0;
-    r->cells[r->n_cells++] = c;
-}
-
-static void on_record(int c, void *ctx) {
-    (void)c;
-    CsvRead *r = ctx;
-    r->record++;
-    if (r->record == 1) r->n_cols = r->n_cells;
-    else if (!r->bad_row && r->n_cells != r->record * r->n_cols) r->bad_row = r->record;
+    *r->rows = realloc(*r->rows, (size_t)(*r->n + 1) * sizeof **r->rows);
+    if (!*r->rows) abort();
+    Row *out = &(*r->rows)[(*r->n)++];
+    for (int c = 0; c < ROW_N_COLUMNS; c++) out->f[c] = xstrdup(row->fields[r->col[c]]);
+    return 0;
 }
 
 int rows_read_csv(const char *path, Row **rows, int *n, Error *err) {
-    char *data;
-    size_t size;
-    if (read_file(path, &data, &size, err) != 0) return -1;
-    struct csv_parser p;
-    CsvRead r = {0};
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        free(data);
-        return error_set(err, "%s: out of memory for the CSV parser", path);
-    }
-    int rc = 0;
-    if (csv_parse(&p, data, size, on_field, on_record, &r) != size ||
-        csv_fini(&p, on_field, on_record, &r) != 0)
-        rc = error_set(err, "%s: %s", path, csv_strerror(csv_error(&p)));
-    csv_free(&p);
-    free(data);
-    if (rc == 0 && r.record == 0) rc = error_set(err, "%s: empty file (no header)", path);
-    int col[ROW_N_COLUMNS];
-    for (int c = 0; rc == 0 && c < ROW_N_COLUMNS; c++) {
-        col[c] = -1;
-        for (int k = 0; k < r.n_cols; k++)
-            if (strcmp(r.cells[k], row_columns[c]) == 0) col[c] = k;
-        if (col[c] < 0) rc = error_set(err, "%s: no column '%s'", path, row_columns[c]);
-    }
-    if (rc == 0 && r.bad_row) rc = error_set(err, "%s:%d: wrong number of fields", path, r.bad_row);
-    for (int rec = 1; rc == 0 && rec < r.record; rec++) {
-        *rows = realloc(*rows, (size_t)(*n + 1) * sizeof **rows);
-        if (!*rows) abort();
-        Row *row = &(*rows)[(*n)++];
-        for (int c = 0; c < ROW_N_COLUMNS; c++) row->f[c] = xstrdup(r.cells[rec * r.n_cols + col[c]]);
-    }
-    for (int i = 0; i < r.n_cells; i++) free(r.cells[i]);
-    free(r.cells);
-    return rc;
+    RowsReader r = {.rows = rows, .n = n};
+    return table_read(path, ',', read_row, &r, err);
 }
 
 static bool ends_with(const char *s, const char *tail) {
@@ -200,7 +148,7 @@ int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Erro
         int k = j - i;
         double ml = median(loss, k), mi = median(it, k), ms = median(sec, k);
         if (csv_path) {
-            csv_write_field(af.f, rows[i].f[COL_STAGE]);
+            table_write_field(af.f, rows[i].f[COL_STAGE]);
             fprintf(af.f, ",%d,%d,%.4f,%.6g,%.0f,%.2f\n", k, passed, (double)passed / k, ml, mi, ms);
         }
         if (print) fprintf(print, "%-24s %8d %7d %5.0f%% %12.4g %10.0f %10.1f\n", rows[i].f[COL_STAGE], k, passed,

@@ -87,11 +87,11 @@ enum {
 };
 
 void row_free(Row *r);
-void csv_write_field(FILE *f, const char *s);
 void row_write(FILE *f, const Row *r);
 void row_write_header(FILE *f);
-/* Reads a CSV with a header into rows (columns matched by name; all of
- * row_columns required). */
+/* Appends the rows of a CSV with a header to *rows (columns matched by
+ * name; all of row_columns required). On an error the rows read before it
+ * stay appended (the caller frees them as usual). */
 int rows_read_csv(const char *path, Row **rows, int *n, Error *err);
 /* All the "<stage dir>/<name>.row.csv" files of an output folder. */
 int rows_scan_dir(const char *dir, Row **rows, int *n, Error *err);
