@@ -31,7 +31,9 @@ double stat_mean(const double *x, int n);
 double stat_quantile_sorted(const double *sorted, int n, double q);
 /* Sorts x in place, then stat_quantile_sorted. */
 double stat_quantile(double *x, int n, double q);
-/* Pearson correlation; NaN when n < 2 or either variable is constant. */
+/* The analysis's int-count forms of core's corr_pearson, rank_average and
+ * corr_spearman. Pearson correlation; NaN when n < 2 or either variable is
+ * constant. */
 double stat_pearson(const double *x, const double *y, int n);
 /* 1-based ranks; ties get the average of the ranks they span. */
 void stat_average_ranks(const double *x, int n, double *ranks);

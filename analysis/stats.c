@@ -1,6 +1,6 @@
-/* Descriptive statistics, correlations, bootstrap CIs, error consistency and
- * split-half reliability. Pure functions: inputs in, numbers out; randomness
- * only through the Rng passed in. */
+/* Descriptive statistics, bootstrap CIs, error consistency and split-half
+ * reliability (sorting, ranks and correlations are core's). Pure functions:
+ * inputs in, numbers out; randomness only through the Rng passed in. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,47 +13,6 @@ double stat_mean(const double *x, int n) {
     for (int i = 0; i < n; i++) s += x[i];
     return s / n;
 }
-
-/* Quicksort (median of three, insertion sort below 16) with the comparison
- * inlined: ranks and percentiles sort millions of values per report, and
- * qsort's indirect calls were a third of the run time. LESS(a, b) orders
- * elements; NaN never reaches these sorts. */
-#define DEFINE_SORT(name, T, LESS)                                                  \
-    static void name(T *v, size_t n) {                                              \
-        while (n > 16) {                                                            \
-            size_t m = n / 2;                                                       \
-            T t;                                                                    \
-            if (LESS(v[m], v[0])) t = v[m], v[m] = v[0], v[0] = t;                  \
-            if (LESS(v[n - 1], v[0])) t = v[n - 1], v[n - 1] = v[0], v[0] = t;      \
-            if (LESS(v[n - 1], v[m])) t = v[n - 1], v[n - 1] = v[m], v[m] = t;      \
-            T pivot = v[m];                                                         \
-            size_t i = 0, j = n - 1;                                                \
-            for (;;) {                                                              \
-                while (LESS(v[i], pivot)) i++;                                      \
-                while (LESS(pivot, v[j])) j--;                                      \
-                if (i >= j) break;                                                  \
-                t = v[i], v[i] = v[j], v[j] = t;                                    \
-                i++, j--;                                                           \
-            }                                                                       \
-            /* recurse into the smaller part, loop on the larger */                 \
-            if (j + 1 < n - j - 1) {                                                \
-                name(v, j + 1);                                                     \
-                v += j + 1, n -= j + 1;                                             \
-            } else {                                                                \
-                name(v + j + 1, n - j - 1);                                         \
-                n = j + 1;                                                          \
-            }                                                                       \
-        }                                                                           \
-        for (size_t i = 1; i < n; i++) {                                            \
-            T x = v[i];                                                             \
-            size_t j = i;                                                           \
-            for (; j > 0 && LESS(x, v[j - 1]); j--) v[j] = v[j - 1];                \
-            v[j] = x;                                                               \
-        }                                                                           \
-    }
-
-#define LESS_NUM(a, b) ((a) < (b))
-DEFINE_SORT(sort_doubles, double, LESS_NUM)
 
 /* Uniform integers in [0, n), n < 2^32, for resampling loops that draw
  * millions of indices: Lemire's multiply-shift with rejection (unbiased) on
@@ -92,97 +51,15 @@ double stat_quantile(double *x, int n, double q) {
 }
 
 double stat_pearson(const double *x, const double *y, int n) {
-    if (n < 2) return NAN;
-    /* Two passes (means first): sums of squares of deviations do not cancel
-     * catastrophically the way sum(x^2) - n mean^2 does. */
-    double mx = stat_mean(x, n), my = stat_mean(y, n), sxy = 0, sxx = 0, syy = 0;
-    for (int i = 0; i < n; i++) {
-        double dx = x[i] - mx, dy = y[i] - my;
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
-    if (sxx <= 0 || syy <= 0) return NAN;
-    double r = sxy / sqrt(sxx * syy);
-    return r > 1 ? 1 : r < -1 ? -1 : r;
-}
-
-typedef struct {
-    double v;
-    int i;
-} ValIdx;
-
-#define LESS_VALIDX(a, b) ((a).v < (b).v || ((a).v == (b).v && (a).i < (b).i))
-DEFINE_SORT(sort_validx, ValIdx, LESS_VALIDX)
-
-/* Average ranks when x holds at most 64 distinct values, as accuracies of a
- * few listeners do (k/n): count each value through a small hash instead of
- * sorting. false (ranks untouched) when there are more. */
-static bool ranks_by_counting(const double *x, int n, double *ranks) {
-    enum { SLOTS = 256, MAXU = 64 };
-    double uniq[MAXU], rank_of[MAXU];
-    int count[MAXU] = {0}, nu = 0;
-    short slot[SLOTS];
-    memset(slot, -1, sizeof slot);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n; i++) {
-            double v = x[i] == 0 ? 0 : x[i]; /* -0 and 0 are one value */
-            uint64_t bits;
-            memcpy(&bits, &v, sizeof bits);
-            unsigned h = (unsigned)((bits * 0x9E3779B97F4A7C15ull) >> 56);
-            while (slot[h] >= 0 && uniq[slot[h]] != v) h = (h + 1) % SLOTS;
-            if (slot[h] < 0) {
-                if (nu == MAXU) return false;
-                slot[h] = (short)nu;
-                uniq[nu++] = v;
-            }
-            if (pass == 0)
-                count[slot[h]]++;
-            else
-                ranks[i] = rank_of[slot[h]];
-        }
-        if (pass == 0) { /* order the distinct values; ties share the mean rank */
-            int idx[MAXU];
-            for (int u = 0; u < nu; u++) idx[u] = u;
-            for (int u = 1; u < nu; u++)
-                for (int w = u; w > 0 && uniq[idx[w]] < uniq[idx[w - 1]]; w--) {
-                    int t = idx[w];
-                    idx[w] = idx[w - 1];
-                    idx[w - 1] = t;
-                }
-            double below = 0;
-            for (int u = 0; u < nu; u++) {
-                rank_of[idx[u]] = below + (count[idx[u]] + 1) / 2.0;
-                below += count[idx[u]];
-            }
-        }
-    }
-    return true;
+    return corr_pearson(x, y, n > 0 ? (size_t)n : 0);
 }
 
 void stat_average_ranks(const double *x, int n, double *ranks) {
-    if (ranks_by_counting(x, n, ranks)) return;
-    ValIdx *v = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *v);
-    for (int i = 0; i < n; i++) v[i] = (ValIdx){x[i], i};
-    sort_validx(v, (size_t)n);
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j + 1 < n && v[j + 1].v == v[i].v) j++;
-        double r = 0.5 * (i + j) + 1; /* mean of ranks i+1 .. j+1 */
-        for (int k = i; k <= j; k++) ranks[v[k].i] = r;
-        i = j + 1;
-    }
-    free(v);
+    rank_average(x, n > 0 ? (size_t)n : 0, ranks);
 }
 
 double stat_spearman(const double *x, const double *y, int n) {
-    if (n < 2) return NAN;
-    double *rx = xmalloc(2 * (size_t)n * sizeof *rx), *ry = rx + n;
-    stat_average_ranks(x, n, rx);
-    stat_average_ranks(y, n, ry);
-    double r = stat_pearson(rx, ry, n);
-    free(rx);
-    return r;
+    return corr_spearman(x, y, n > 0 ? (size_t)n : 0);
 }
 
 double spearman_brown(double r) { return 2 * r / (1 + r); }

@@ -7,6 +7,7 @@
  * - safetensors reader and writer (the model and activation file format).
  * - Pool: a persistent worker pool for "parallel for" over independent tasks.
  * - CSV/TSV tables: one libcsv-based reader (streaming or whole) and writer.
+ * - statistics shared by synthesis and analysis: ranks, Pearson, Spearman.
  * - small helpers: monotonic clock, checked allocation, BLAS core selection.
  */
 #ifndef CORE_H
@@ -233,6 +234,22 @@ const char *table_cell(const Table *t, int row, int col); /* "" if col < 0 */
 bool table_field_needs_quotes(const char *s);
 /* Writes one CSV field to f, quoted (RFC 4180) only when it must be. */
 void table_write_field(FILE *f, const char *s);
+
+/* ------------------------------------------------------------ statistics */
+
+/* Ascending; NaN must not occur. */
+void sort_doubles(double *v, size_t n);
+/* 1-based ranks; ties get the average of the ranks they span (as scipy's
+ * rankdata). -0 and +0 tie. */
+void rank_average(const double *x, size_t n, double *ranks);
+void rank_average_f32(const float *x, size_t n, double *ranks);
+/* Pearson r (two-pass, in double, clamped to [-1, 1]); NaN when n < 2 or a
+ * side is constant. */
+double corr_pearson(const double *x, const double *y, size_t n);
+double corr_pearson_f32(const float *x, const float *y, size_t n);
+/* Spearman rho: Pearson r of the average ranks. */
+double corr_spearman(const double *x, const double *y, size_t n);
+double corr_spearman_f32(const float *x, const float *y, size_t n);
 
 /* -------------------------------------------------------------------- BLAS */
 

@@ -9,11 +9,12 @@
  * null distribution of the same statistics between random pairs of natural
  * clips. See synth/README.md for commands, presets and file formats.
  *
- * Module layout: stats.c (rank/linear statistics), sha256.c, optim.c
- * (optimizers and schedules), metamer.c (one metamer, checkpoints),
- * null.c / cmd_null.c (null distribution and its cache), jobs.c (clips,
- * stages, job list, shards), run.c (parallel driver), rows.c (metamers.csv
- * rows and `synth merge`), cmd_synth.c (options), progress.c, show.c (figure).
+ * Module layout: stats.c (similarity statistics over core's ranks and
+ * correlations), optim.c (optimizers and schedules), metamer.c (one
+ * metamer, checkpoints), null.c / cmd_null.c (null distribution and its
+ * cache), jobs.c (clips, stages, job list, shards), run.c (parallel driver),
+ * rows.c (metamers.csv rows and `synth merge`), cmd_synth.c (options),
+ * progress.c, show.c (figure).
  */
 #ifndef SYNTH_H
 #define SYNTH_H
@@ -23,7 +24,9 @@
 
 /* ------------------------------------------------------------ statistics */
 
-/* 1-based ranks with ties given their average rank (as scipy's rankdata). */
+/* Core's rank_average_f32, corr_spearman_f32 and corr_pearson_f32 under the
+ * synthesis's names. 1-based ranks with ties given their average rank (as
+ * scipy's rankdata). */
 void synth_ranks(const float *x, size_t n, double *ranks);
 /* Spearman rho = Pearson r of the average ranks. NaN if a side is constant. */
 double synth_spearman(const float *a, const float *b, size_t n);
