@@ -56,11 +56,28 @@ static int cmd_help(int argc, char **argv) {
     }
     printf("usage: metamers COMMAND [options]   (metamers COMMAND --help for details)\n\n");
     for (int i = 0; i < N_COMMANDS; i++) printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    printf("\nPaths inside manifests, designs and metamer tables must stay in their file's\n"
+           "folder; --allow-outside (anywhere on the line) permits absolute and ../ paths.\n");
     return 0;
+}
+
+/* `--allow-outside` may stand anywhere on the line (it is a policy for the
+ * whole run, not an option of one command): removes it and records it. */
+static int take_allow_outside(int argc, char **argv) {
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--allow-outside") == 0)
+            paths_allow_outside(true);
+        else
+            argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    return n;
 }
 
 int main(int argc, char **argv) {
     blas_select_best_core(argv);
+    argc = take_allow_outside(argc, argv);
     if (argc < 2) return cmd_help(1, argv), 2;
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cmd_help(1, argv);
     const Command *c = find_command(argv[1]);

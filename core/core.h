@@ -63,6 +63,20 @@ int read_file(const char *path, char **data, size_t *size, Error *err);
 /* mkdir -p; mode applies to created directories. */
 int make_dirs(const char *path, int mode, Error *err);
 
+/* --------------------------------------------------------- contained paths */
+
+/* A path read from a file (a manifest's clips, a design's manifests, a
+ * metamers table's WAVs) is relative to that file's folder and must stay
+ * inside it: not absolute, no ".." climbing above it (checked on the text).
+ * `base` names the folder for the message, e.g. "the manifest's folder".
+ * Returns 0, or -1 with "path '../x' leads out of <base> (--allow-outside
+ * permits it)". */
+int path_check_inside(const char *rel, const char *base, Error *err);
+/* The user's choice to lift the check: `metamers --allow-outside ...` (any
+ * command) or METAMERS_ALLOW_OUTSIDE=1. */
+void paths_allow_outside(bool allow);
+bool paths_outside_allowed(void);
+
 /* -------------------------------------------------------------- safetensors */
 
 #define TENSOR_MAX_DIMS 8

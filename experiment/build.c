@@ -208,8 +208,12 @@ static int vocabulary(const Design *d, const StimPool *pool, char ***words, int 
     return 0;
 }
 
+/* Every stimulus exists, and stays in the design's folder however the
+ * manifests and metamer tables reached it ("stim/../../x.wav"). */
 static int check_files(const Design *d, const TrialList *l, Error *err) {
     for (int i = 0; i < l->n; i++) {
+        if (path_check_inside(l->rows[i].stimulus_path, "the design's folder", err) != 0)
+            return error_prefix(err, "%s: stimulus of %s", d->path, l->rows[i].clip_id);
         char *path = exp_path_join(d->dir, l->rows[i].stimulus_path);
         int ok = access(path, R_OK) == 0;
         int e = errno;

@@ -148,7 +148,23 @@ static int parse_metamers(Ctx *c, json_t *arr, Design *d) {
     return 0;
 }
 
+/* Files a design names are read from its folder, never from elsewhere
+ * (core's path_check_inside; --allow-outside lifts it). */
+static int check_inside(Ctx *c, const char *rel, const char *what) {
+    if (path_check_inside(rel, "the design's folder", c->err) == 0) return 0;
+    return error_prefix(c->err, "%s: %s", c->path, what);
+}
+
+static int check_paths(Ctx *c, const Design *d) {
+    for (int i = 0; i < d->n_manifests; i++)
+        if (check_inside(c, d->manifests[i], "\"manifests\"")) return -1;
+    for (int i = 0; i < d->n_metamers; i++)
+        if (check_inside(c, d->metamers[i].csv, "\"metamers\" csv")) return -1;
+    return 0;
+}
+
 static int load_vocab_file(Ctx *c, const Design *d, const char *rel, char ***out, int *n) {
+    if (check_inside(c, rel, "vocabulary file")) return -1;
     char *path = exp_path_join(d->dir, rel), *data = NULL;
     size_t size = 0;
     int rc = read_file(path, &data, &size, c->err);
@@ -347,6 +363,7 @@ int exp_design_parse(const char *json, size_t n, const char *path, Design *d, Er
     }
     int rc = parse_top(&c, root, d);
     json_decref(root);
+    if (rc == 0) rc = check_paths(&c, d);
     if (rc == 0) rc = check_words(&c, d->vocab, d->n_vocab, "vocabulary");
     if (rc == 0) rc = check_words(&c, d->choices, d->n_choices, "choices");
     if (rc != 0) exp_design_free(d);

@@ -2,7 +2,9 @@
  * order) and the build.json beside them. The list is the contract between
  * `experiment build` and `experiment run`: run plays exactly these rows in
  * this order and checks its log against them when resuming. */
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +77,15 @@ static int valid_phase(const char *p) {
            strcmp(p, "main") == 0;
 }
 
+/* A whole field of digits in [0, max], else -1 (strtol alone would take
+ * "12abc" or wrap a 40-digit number into a negative int). */
+static long parse_count(const char *s, long max) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && !errno && v >= 0 && v <= max ? v : -1;
+}
+
 int exp_trials_parse(char *text, const char *path, TrialList *l, Error *err) {
     memset(l, 0, sizeof *l);
     char *save = NULL, *line = strtok_r(text, "\n", &save);
@@ -88,15 +99,20 @@ int exp_trials_parse(char *text, const char *path, TrialList *l, Error *err) {
     int lineno = 1;
     while ((line = strtok_r(NULL, "\n", &save))) {
         lineno++;
-        char *end;
         int n = subjects_tsv_split(line, f, N_LIST_COLUMNS + 1);
-        long trial = n == N_LIST_COLUMNS ? strtol(f[0], &end, 10) : -1;
-        long block = n == N_LIST_COLUMNS ? strtol(f[1], NULL, 10) : -1;
-        long seed = n == N_LIST_COLUMNS && strcmp(f[9], EXP_NA) ? strtol(f[9], NULL, 10) : -1;
-        if (n != N_LIST_COLUMNS || trial != l->n + 1 || block < 0 || !valid_phase(f[2])) {
+        long trial = n == N_LIST_COLUMNS ? parse_count(f[0], INT_MAX) : -1;
+        long block = n == N_LIST_COLUMNS ? parse_count(f[1], INT_MAX) : -1;
+        long seed = n == N_LIST_COLUMNS && strcmp(f[9], EXP_NA) ? parse_count(f[9], INT_MAX) : -1;
+        if (n != N_LIST_COLUMNS || trial != l->n + 1 || block < 0 || !valid_phase(f[2]) ||
+            (seed < 0 && strcmp(f[9], EXP_NA))) {
+            int want = l->n + 1;
             exp_trials_free(l);
-            return error_set(err, "%s:%d: malformed row (expected trial %d)", path, lineno,
-                             l->n + 1);
+            return error_set(err, "%s:%d: malformed row (expected trial %d)", path, lineno, want);
+        }
+        /* Stimulus paths are relative to the design's folder and stay in it. */
+        if (path_check_inside(f[5], "the design's folder", err) != 0) {
+            exp_trials_free(l);
+            return error_prefix(err, "%s:%d", path, lineno);
         }
         exp_trials_add(l, (int)block, f[2], f[3], f[4], f[5], f[6], f[7], f[8], (int)seed);
     }

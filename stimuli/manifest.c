@@ -186,6 +186,7 @@ int manifest_read(const char *path, Manifest *m, Error *err) {
         }
         manifest_add(m, &row);
     }
+    if (rc == 0) rc = manifest_check_paths(m, path, err);
     if (rc == 0) {
         free(m->dir);
         m->dir = dir_of(path);

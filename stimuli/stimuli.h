@@ -120,6 +120,10 @@ typedef struct {
  * path/task/label/split are non-empty, snr_db is a number or "inf"/empty,
  * seed an integer or empty. Errors are one line, "file:line: problem". */
 int manifest_read(const char *path, Manifest *m, Error *err);
+/* Every row's path stays in the manifest's folder (core's
+ * path_check_inside): manifest_read calls it; path names the file in the
+ * message. */
+int manifest_check_paths(const Manifest *m, const char *path, Error *err);
 /* Writes the columns in the order above, quoting fields where CSV needs it,
  * atomically (temp file, fsync, rename). */
 int manifest_write(const char *path, const Manifest *m, Error *err);
