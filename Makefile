@@ -4,6 +4,7 @@
 #   make check-asan tests under AddressSanitizer + UBSan
 #   make check-valgrind  the engine's tests under valgrind memcheck
 #   make bench      benchmarks
+#   make fuzz       libFuzzer harnesses, FUZZ_TIME seconds each (tests/fuzz/README.md)
 #   make demo       the whole loop on the bundled default model
 #   make model      rebuild the train stimulus set and retrain the default model
 # CC=clang works too.
@@ -21,13 +22,15 @@ LDFLAGS += -pthread $(EXTRA_LDFLAGS)
 MODULES := core model stimuli synth experiment subjects analysis
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC := $(wildcard tests/*.c)
+# The fuzz harnesses also build into run_tests, which replays the inputs that
+# once crashed them (tests/fuzz/regress/).
+TEST_SRC := $(wildcard tests/*.c) $(wildcard tests/fuzz/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 DEPFILES := $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BUILD)/metamers.d
 
-.PHONY: all deps build check check-asan check-valgrind bench demo model clean
+.PHONY: all deps build check check-asan check-valgrind bench demo model clean fuzz fuzz-build
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -96,7 +99,30 @@ demo: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/demo
 
+# Fuzzing: clang + libFuzzer + ASan/UBSan into $(FUZZ_BUILD)/; each harness
+# runs FUZZ_TIME seconds on its seed corpus (tests/fuzz/corpus/<parser>/)
+# and the crash regressions; findings land in $(FUZZ_BUILD)/work/<parser>/.
+FUZZ_TIME ?= 600
+FUZZ_BUILD ?= build-fuzz
+FUZZERS ?= $(filter-out common,$(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# (instrumented loops cannot honour `omp simd`; that is not an error here)
+FUZZ_WARN := -Wno-pass-failed
+
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZERS)
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 \
+	    EXTRA_CFLAGS="$(FUZZ_SAN) $(FUZZ_WARN) -fsanitize=fuzzer-no-link" EXTRA_LDFLAGS="$(FUZZ_SAN)" \
+	    $(FUZZERS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.c tests/fuzz/fuzz.h $(BUILD)/libmetamers.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_LIBFUZZER -fsanitize=fuzzer $(LDFLAGS) -o $@ $< tests/fuzz/fuzz_common.c \
+	    $(BUILD)/libmetamers.a $(LDLIBS)
+
 clean:
-	rm -rf build build-asan metamers
+	rm -rf build build-asan build-fuzz metamers
 
 -include $(DEPFILES)

@@ -6,12 +6,21 @@
 #include <string.h>
 #include <time.h>
 
+/* Messages quote file contents (a misspelt key, a bad field), which may hold
+ * line breaks or terminal escapes: control characters become '?', so an
+ * error is always one line that cannot rewrite the user's terminal. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 int error_set(Error *err, const char *fmt, ...) {
     if (!err) return -1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    one_line(err->msg);
     return -1;
 }
 
@@ -32,6 +41,7 @@ int error_prefix(Error *err, const char *fmt, ...) {
     if (rest > cap - n - 3) rest = cap - n - 3;
     memcpy(err->msg + n + 2, old, rest);
     err->msg[n + 2 + rest] = 0;
+    one_line(err->msg);
     return -1;
 }
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static int check_row(char *line, int lineno, const TrialList *list, TrialLog *lo
                          "this log belongs to another list",
                          lineno, t->trial, f[0], f[3]);
     long session = strtol(f[14], &end, 10);
-    if ((strcmp(f[10], "0") && strcmp(f[10], "1")) || *end || session < 1)
+    if ((strcmp(f[10], "0") && strcmp(f[10], "1")) || *end || session < 1 || session > INT_MAX)
         return error_set(err, "line %d: bad correct or session value", lineno);
     log->correct[log->n_done++] = f[10][0] == '1';
     if (session > log->last_session) log->last_session = (int)session;
@@ -70,12 +71,19 @@ int exp_triallog_scan(const char *buf, size_t n, const TrialList *list, TrialLog
     size_t hl = strlen(HEADER);
     if (end < hl || memcmp(buf, HEADER, hl) != 0)
         return error_set(err, "the first line is not this program's trial-log header");
+    /* A NUL byte (disk corruption) would end a C string mid-row: refuse it. */
+    const char *nul = memchr(buf, 0, end);
+    if (nul) {
+        int line = 1;
+        for (const char *p = buf; p < nul; p++) line += *p == '\n';
+        return error_set(err, "line %d holds a NUL byte (a damaged file?)", line);
+    }
     char *text = xmalloc(end - hl + 1);
     memcpy(text, buf + hl, end - hl);
     text[end - hl] = 0;
     int rc = 0, lineno = 1;
     for (char *line = text, *nl; rc == 0 && *line; line = nl + 1) {
-        nl = strchr(line, '\n');
+        nl = strchr(line, '\n'); /* every line ends with one: text stops after a newline */
         *nl = 0;
         rc = check_row(line, ++lineno, list, log, err);
     }

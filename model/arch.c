@@ -17,6 +17,11 @@
 
 #include "model.h"
 
+/* Values per example at any stage, and weights of any layer: keeps shape
+ * arithmetic in int (and a file from declaring tensors no machine could
+ * hold). */
+#define MAX_STAGE_VALUES (1 << 30)
+
 static const struct {
     const char *name;
     LayerOp op;
@@ -32,8 +37,10 @@ const char *layer_op_name(LayerOp op) {
     return "?";
 }
 
+/* A default below min means the key is required. */
 static int get_int(json_t *o, const char *key, int def, int min, int *out, Error *err) {
     json_t *v = json_object_get(o, key);
+    if (!v && def < min) return error_set(err, "missing '%s'", key);
     if (!v) return *out = def, 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > 1 << 24)
         return error_set(err, "'%s' must be an integer >= %d", key, min);
@@ -103,7 +110,7 @@ static int copy_shape(LayerSpec *l, const int in[3]) {
 
 /* Fills op parameters and out_shape from the JSON object and input shape. */
 static int parse_op(LayerSpec *l, json_t *o, const int in[3], Error *err) {
-    int in_numel = in[0] * in[1] * in[2];
+    int64_t in_numel = (int64_t)in[0] * in[1] * in[2]; /* below MAX_STAGE_VALUES */
     switch (l->op) {
     case OP_CONV2D:
         l->out_shape[0] = 0;
@@ -142,7 +149,7 @@ static int parse_op(LayerSpec *l, json_t *o, const int in[3], Error *err) {
         json_t *ord = json_object_get(o, "order");
         if (ord && !(json_is_string(ord) && strcmp(json_string_value(ord), "CHW") == 0))
             return error_set(err, "flatten order must be \"CHW\"");
-        l->out_shape[0] = in_numel, l->out_shape[1] = l->out_shape[2] = 1;
+        l->out_shape[0] = (int)in_numel, l->out_shape[1] = l->out_shape[2] = 1;
         return 0;
     }
     case OP_DROPOUT:
@@ -158,6 +165,24 @@ static int find_layer(const Architecture *a, int before, const char *name) {
     for (int i = 0; i < before; i++)
         if (strcmp(a->layers[i].name, name) == 0) return i;
     return -1;
+}
+
+/* Layer i's activations and weights stay within MAX_STAGE_VALUES (in
+ * double: out * in * kh * kw of a crafted layer overflows int64). */
+static int check_sizes(const Architecture *a, int i, const int in[3], Error *err) {
+    const LayerSpec *l = &a->layers[i];
+    if (architecture_stage_numel(a, i) > MAX_STAGE_VALUES)
+        return error_set(err, "layer '%s': %lld values per example (at most %d)", l->name,
+                         (long long)architecture_stage_numel(a, i), MAX_STAGE_VALUES);
+    double in_numel = (double)in[0] * in[1] * in[2], weights = 0;
+    if (l->op == OP_CONV2D)
+        weights = (double)l->out_features * in[0] * l->kernel[0] * l->kernel[1];
+    else if (l->op == OP_LINEAR)
+        weights = (double)l->out_features * in_numel;
+    if (weights > MAX_STAGE_VALUES)
+        return error_set(err, "layer '%s': %.0f weights (at most %d)", l->name, weights,
+                         MAX_STAGE_VALUES);
+    return 0;
 }
 
 static int parse_layer(Architecture *a, int i, json_t *o, Error *err) {
@@ -187,7 +212,7 @@ static int parse_layer(Architecture *a, int i, json_t *o, Error *err) {
         if (*p == '/') *p = '.';
     const int *in_shape = l->input < 0 ? a->input_shape : a->layers[l->input].out_shape;
     if (parse_op(l, o, in_shape, err) != 0) return error_prefix(err, "layer '%s'", l->name);
-    return 0;
+    return check_sizes(a, i, in_shape, err);
 }
 
 static int parse_outputs(Architecture *a, json_t *outputs, Error *err) {
@@ -230,6 +255,8 @@ static int parse_root(Architecture *a, json_t *root, Error *err) {
             return error_set(err, "'input' must be [channels, height, width]");
         a->input_shape[d] = (int)json_integer_value(x);
     }
+    if (architecture_stage_numel(a, -1) > MAX_STAGE_VALUES)
+        return error_set(err, "'input' has more than %d values", MAX_STAGE_VALUES);
     /* An empty list is a front end alone (stage `cochleagram` only). */
     if (!json_is_array(layers) || json_array_size(layers) > 4096)
         return error_set(err, "'layers' must be an array");

@@ -177,17 +177,27 @@ static int set_front_end(Network *net, const char *fe, Error *err) {
     return 0;
 }
 
+/* A NaN or Inf weight (a diverged training run, a damaged file) would make
+ * every activation NaN much later; name the tensor and element now. */
+static int check_finite(const Safetensors *st, const ParamTensor *pt, Error *err) {
+    int64_t n = 1;
+    for (int d = 0; d < pt->ndim; d++) n *= pt->shape[d];
+    for (int64_t j = 0; j < n; j++)
+        if (!isfinite(pt->dst[j]))
+            return error_set(err, "%s: tensor '%s' element %lld is %s", st->path, pt->name,
+                             (long long)j, isnan(pt->dst[j]) ? "NaN" : "Inf");
+    return 0;
+}
+
 static int load_weights(Network *net, const Safetensors *st, Error *err) {
     for (int i = 0; i < net->arch.n_layers; i++) {
         ParamTensor pt[4];
         int n = layer_tensors(net, i, pt);
         for (int k = 0; k < n; k++)
-            if (safetensors_read_f32(st, pt[k].name, pt[k].dst, pt[k].ndim, pt[k].shape, err) != 0)
+            if (safetensors_read_f32(st, pt[k].name, pt[k].dst, pt[k].ndim, pt[k].shape, err) != 0 ||
+                check_finite(st, &pt[k], err) != 0)
                 return -1;
     }
-    for (size_t j = 0; j < net->n_params; j++)
-        if (!isfinite(net->param_block[j]))
-            return error_set(err, "%s: parameters contain NaN or Inf (value %zu)", st->path, j);
     return 0;
 }
 
@@ -221,12 +231,31 @@ static void copy_metadata(Network *net, const Safetensors *st) {
     }
 }
 
+/* Every parameter takes at least 2 bytes in the file (F16/BF16), so an
+ * architecture asking for more than the file can hold is refused before
+ * the parameter block is allocated: a few bytes of metadata must not make
+ * the loader reserve gigabytes. */
+static int check_param_budget(const Network *net, const Safetensors *st, Error *err) {
+    int64_t total = 0; /* no overflow: the parser caps every layer's weights */
+    for (int i = 0; i < net->arch.n_layers; i++) {
+        int64_t w, b, s;
+        param_sizes(&net->arch.layers[i], network_input_shape_of(net, i), &w, &b, &s);
+        total += w + b + 2 * s;
+    }
+    int64_t room = (int64_t)(st->size - st->data_start) / 2;
+    if (total > room)
+        return error_set(err, "the architecture needs %lld parameters; the file holds at most %lld",
+                         (long long)total, (long long)room);
+    return 0;
+}
+
 /* Architecture, parameter layout, tasks, class labels and front end; st
  * (may be NULL) supplies metadata: classes.<task> and everything to keep. */
 static int network_setup(Network *net, const char *arch_json, const char *front_end_json,
                          const Safetensors *st, Error *err) {
     memset(net, 0, sizeof *net);
     if (architecture_parse(&net->arch, arch_json, err) != 0) return -1;
+    if (st && check_param_budget(net, st, err) != 0) return -1;
     net->arch_json = xstrdup(arch_json);
     layout_params(net);
     set_tasks(net, st);

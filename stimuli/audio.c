@@ -87,15 +87,30 @@ static int mix_chunk(const float *in, int64_t m, int channels, float *out, int64
 
 /* Reads the whole file as mono. A file may hold fewer frames than its header
  * claims (some compressed formats only estimate); what was decoded counts. */
+/* The buffer grows with what is decoded rather than trusting the header's
+ * frame count: a 100-byte file may claim 2^31 frames. */
+static float *grow_floats(float *x, int64_t used, int64_t *cap, int64_t need, int64_t max) {
+    if (need <= *cap) return x;
+    int64_t c = *cap;
+    while (c < need) c = c > max / 2 ? max : 2 * c;
+    float *grown = alloc_floats((size_t)c);
+    if (used) memcpy(grown, x, (size_t)used * sizeof(float));
+    free(x);
+    *cap = c;
+    return grown;
+}
+
 static int read_mono(SNDFILE *sf, const SF_INFO *info, const char *path, float **out,
                      int64_t *n_out, Error *err) {
     int64_t frames = info->frames, got = 0;
+    int64_t cap = frames < (1 << 20) ? frames : (1 << 20);
     int ch = info->channels;
-    float *mono = alloc_floats((size_t)frames);
+    float *mono = alloc_floats((size_t)cap);
     float *tmp = xmalloc((size_t)CHUNK_FRAMES * (size_t)ch * sizeof(float));
     int rc = 0;
     while (got < frames && rc == 0) {
         sf_count_t want = frames - got < CHUNK_FRAMES ? frames - got : CHUNK_FRAMES;
+        mono = grow_floats(mono, got, &cap, got + want, frames);
         sf_count_t r = sf_readf_float(sf, tmp, want);
         if (r <= 0) break;
         rc = mix_chunk(tmp, r, ch, mono + got, got, info->samplerate, path, err);
@@ -148,6 +163,7 @@ int audio_read(const char *path, int target_rate, int64_t expect_samples, Audio 
     /* NaN/Inf were rejected above, in the file's own time base; only now
      * resample, since a NaN would smear over the whole filter length. */
     if (target_rate > 0 && target_rate != a.rate) {
+        int64_t n_file = a.n;
         float *res;
         int64_t res_n;
         if (audio_resample(a.samples, a.n, a.rate, target_rate, &res, &res_n, err) != 0) {
@@ -156,6 +172,11 @@ int audio_read(const char *path, int target_rate, int64_t expect_samples, Audio 
         }
         free(a.samples);
         a = (Audio){res, res_n, target_rate};
+        if (res_n == 0) {
+            free(res);
+            return error_set(err, "%s: too short: %lld samples at %d Hz give none at %d Hz",
+                             path, (long long)n_file, info.samplerate, target_rate);
+        }
     }
     if (check_length(&a, expect_samples, path, err) != 0) {
         free(a.samples);
