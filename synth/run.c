@@ -270,6 +270,9 @@ static void run_job(void *vctx, int task, int worker) {
     MetamerResult m;
     Error err = {0};
     int rc = synth_metamer(&r->runs[worker], &r->o->set, &spec, &m, &err);
+    if (rc == 0 && m.diverged) /* said even with --quiet: the row alone is easy to miss */
+        fprintf(stderr, "metamers synth: %s stopped, %s (kept, marked failed)\n", label,
+                m.divergence);
     if (rc == 0) rc = write_outputs(r, j, &m, &err);
     if (rc == 0) unlink(ckpt); /* only once the results are safely stored */
     metamer_result_free(&m);

@@ -16,163 +16,10 @@
 #include "../model/model.h"
 #include "../stimuli/stimuli.h"
 #include "../synth/synth.h"
+#include "synth_fixture.h"
 #include "test.h"
 
-/* ------------------------------------------------------------ fixtures */
-
-/* One task "a" (5 classes) and, with branched, a second task "b" on its own
- * branch from pool0. */
-static const char *net_json =
-    "{\"name\": \"t\", \"input\": [1, %d, %d], \"layers\": ["
-    "{\"name\": \"bn0\", \"op\": \"batchnorm\"},"
-    "{\"name\": \"conv0\", \"op\": \"conv2d\", \"out\": 8, \"kernel\": [3, 4], \"stride\": [1, 1]},"
-    "{\"name\": \"relu0\", \"op\": \"relu\"},"
-    "{\"name\": \"pool0\", \"op\": \"maxpool\", \"kernel\": [2, 2], \"stride\": [2, 2]},"
-    "{\"name\": \"%sconv1\", \"op\": \"conv2d\", \"out\": 16, \"kernel\": [2, 3]},"
-    "{\"name\": \"%srelu1\", \"op\": \"relu\"},"
-    "{\"name\": \"%sflatten\", \"op\": \"flatten\"},"
-    "{\"name\": \"%sfc\", \"op\": \"linear\", \"out\": 32},"
-    "{\"name\": \"%srelufc\", \"op\": \"relu\"},"
-    "{\"name\": \"%sfinal\", \"op\": \"linear\", \"out\": 5}%s],"
-    "\"outputs\": {%s}}";
-
-static const char *branch_b =
-    ",{\"name\": \"b/pool\", \"op\": \"avgpool\", \"kernel\": [2, 3], \"stride\": [1, 2], \"input\": \"pool0\"},"
-    "{\"name\": \"b/flatten\", \"op\": \"flatten\"},"
-    "{\"name\": \"b/final\", \"op\": \"linear\", \"out\": 3}";
-
-static int save_model(TestCtx *t, const char *path, bool branched) {
-    Error err = {0};
-    FrontEndConfig fe;
-    front_end_config_preset("tiny", &fe, &err);
-    Cochleagram *c = cochleagram_create(&fe, &err);
-    char json[4096];
-    const char *p = branched ? "a/" : "";
-    snprintf(json, sizeof json, net_json, cochleagram_channels(c), cochleagram_frames(c), p, p, p, p, p,
-             p, branched ? branch_b : "",
-             branched ? "\"a\": \"a/final\", \"b\": \"b/final\"" : "\"a\": \"final\"");
-    cochleagram_free(c);
-    Network net;
-    if (network_from_architecture(&net, json, &fe, &err) != 0)
-        return test_fail(t, __FILE__, __LINE__, "%s", err.msg), -1;
-    network_init_random(&net, 7);
-    int rc = network_save(&net, path, NULL, &err);
-    if (rc != 0) test_fail(t, __FILE__, __LINE__, "%s", err.msg);
-    network_free(&net);
-    return rc;
-}
-
-/* A varied "natural" clip: a gliding harmonic complex with its own pitch,
- * spectral tilt and amplitude modulation, plus a noise burst. */
-static void make_clip(float *x, int n, int sr, uint64_t seed) {
-    Rng r;
-    rng_seed(&r, seed);
-    double f0 = 90 + 300 * rng_uniform(&r), glide = rng_uniform(&r) - 0.5, tilt = 0.3 + 1.5 * rng_uniform(&r);
-    double am = 2 + 14 * rng_uniform(&r), burst = rng_uniform(&r) * n, width = 0.05 * n + 0.2 * n * rng_uniform(&r);
-    int harmonics = 2 + (int)(10 * rng_uniform(&r));
-    for (int i = 0; i < n; i++) {
-        double t = (double)i / sr, f = f0 * (1 + glide * t), v = 0;
-        for (int h = 1; h <= harmonics && f * h < sr / 2.0; h++) v += sin(2 * M_PI * f * h * t + h) / pow(h, tilt);
-        v *= 0.6 + 0.4 * sin(2 * M_PI * am * t);
-        if (fabs(i - burst) < width) v += 0.7 * rng_normal(&r);
-        x[i] = (float)v;
-    }
-}
-
-typedef struct {
-    char dir[512], model[600], manifest[600];
-} Fixture;
-
-/* model.safetensors, clips/c0..c{n-1}.wav (8 kHz, 2000 samples) and
- * manifest.csv (task a; with branched, c1 is a task-b clip). */
-static int fixture(TestCtx *t, Fixture *f, const char *name, int n_clips, bool branched) {
-    snprintf(f->dir, sizeof f->dir, "%s/%s", test_tmpdir(t), name);
-    snprintf(f->model, sizeof f->model, "%s/model.safetensors", f->dir);
-    snprintf(f->manifest, sizeof f->manifest, "%s/manifest.csv", f->dir);
-    char clips[600];
-    snprintf(clips, sizeof clips, "%s/clips", f->dir);
-    Error err = {0};
-    if (make_dirs(clips, 0755, &err) != 0 || save_model(t, f->model, branched) != 0)
-        return test_fail(t, __FILE__, __LINE__, "fixture: %s", err.msg), -1;
-    FILE *m = fopen(f->manifest, "w");
-    fprintf(m, "clip_id,path,task,label,source,speaker_or_style,snr_db,noise,split,seed\n");
-    float x[2000];
-    for (int k = 0; k < n_clips; k++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/c%d.wav", clips, k);
-        make_clip(x, 2000, 8000, 100 + (uint64_t)k);
-        if (audio_write_wav(path, x, 2000, 1, 8000, AUDIO_FLOAT32, NULL, &err) != 0)
-            return fclose(m), test_fail(t, __FILE__, __LINE__, "%s", err.msg), -1;
-        fprintf(m, "c%d,clips/c%d.wav,%s,x%d,import,s%d,inf,none,train,\n", k, k,
-                branched && k == 1 ? "b" : "a", k % 3, k);
-    }
-    fclose(m);
-    return 0;
-}
-
-/* Runs synth_cmd_synth/null/show in a child with stdout and stderr in files
- * under dir; returns the exit code. */
-static int run_cmd(const char *dir, int (*cmd)(int, char **), char **argv, char *out, size_t size) {
-    char so[700], se[700];
-    snprintf(so, sizeof so, "%s/stdout.txt", dir);
-    snprintf(se, sizeof se, "%s/stderr.txt", dir);
-    fflush(stdout), fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fo = open(so, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(se, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1), dup2(fe, 2);
-        int argc = 0;
-        while (argv[argc]) argc++;
-        int rc = cmd(argc, argv);
-        fflush(stdout), fflush(stderr);
-        _exit(rc);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    if (out) {
-        char *text = NULL;
-        size_t n = 0;
-        Error e;
-        out[0] = 0;
-        if (read_file(se, &text, &n, &e) == 0) snprintf(out, size, "%s", text);
-        free(text);
-        if (read_file(so, &text, &n, &e) == 0) snprintf(out + strlen(out), size - strlen(out), "%s", text);
-        free(text);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static char *slurp(const char *path) {
-    char *text = NULL;
-    size_t n;
-    Error e;
-    if (read_file(path, &text, &n, &e) != 0) return NULL;
-    return text;
-}
-
-/* Value of column `col` in row `row` (1-based after the header) of a CSV
- * without quoted commas in the columns asked for. */
-static bool csv_cell(const char *csv, int row, const char *col, char *buf, size_t size) {
-    if (!csv) return false;
-    int c = -1, k = 0;
-    const char *p = csv;
-    for (const char *s = csv; *s && *s != '\n'; k++) {
-        size_t len = strcspn(s, ",\n");
-        if (strlen(col) == len && !strncmp(s, col, len)) c = k;
-        s += len + (s[len] == ',');
-    }
-    for (int r = 0; r < row && p; r++) p = strchr(p, '\n'), p = p ? p + 1 : NULL;
-    if (c < 0 || !p || !*p) return false;
-    for (k = 0; k < c; k++) {
-        if (*p == '"') p = strchr(p + 1, '"') + 1;
-        p += strcspn(p, ",\n");
-        if (*p != ',') return false;
-        p++;
-    }
-    size_t len = strcspn(p, ",\n");
-    snprintf(buf, size, "%.*s", (int)len, p);
-    return true;
-}
+/* ------------------------------------------------------------ helpers */
 
 static bool same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
@@ -186,7 +33,7 @@ static bool same_file(const char *a, const char *b) {
 
 /* The CSV at path without column `col` (fields without quoted commas). */
 static char *without_column(const char *path, const char *col) {
-    char *csv = slurp(path);
+    char *csv = sfx_slurp(path);
     if (!csv) return NULL;
     size_t clen = strlen(col);
     int c = -1, k = 0;
@@ -292,12 +139,12 @@ TEST(synth_shards_partition_the_jobs) {
 
 /* Dry runs of 3 shards list every (clip, stage, seed) of the full list once. */
 TEST(synth_dry_run_shards_cover_the_list) {
-    Fixture f;
-    if (fixture(t, &f, "dry", 3, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "dry", 3, false) != 0) return;
     char out[8192], all[8192] = "";
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "all", "--seeds", "2",
                     "--dry-run", "--shard", "1/1", NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "dry run: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "dry run: %s", out);
     int full = 0;
     for (char *p = out; (p = strchr(p, '\n')); p++) full++;
     full--; /* the "N jobs" line */
@@ -307,7 +154,7 @@ TEST(synth_dry_run_shards_cover_the_list) {
         char shard[16];
         snprintf(shard, sizeof shard, "%d/3", k);
         argv[11] = shard;
-        REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "%s", out);
+        REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "%s", out);
         for (char *line = out; *line;) {
             char *end = strchr(line, '\n');
             if (!end) break;
@@ -328,19 +175,19 @@ TEST(synth_dry_run_shards_cover_the_list) {
 /* ---------------------------------------------------------------- errors */
 
 TEST(synth_errors_are_clear) {
-    Fixture f, b;
-    if (fixture(t, &f, "err", 3, false) != 0 || fixture(t, &b, "errb", 3, true) != 0) return;
+    SynthFixture f, b;
+    if (sfx_make(t, &f, "err", 3, false) != 0 || sfx_make(t, &b, "errb", 3, true) != 0) return;
     char out[4096], odir[700];
     snprintf(odir, sizeof odir, "%s/out", f.dir);
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu9", "--out", odir,
                     "--quiet", NULL};
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 1 &&
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 1 &&
                  strstr(out, "metamers synth: unknown stage 'relu9' (stages: cochleagram, bn0, conv0"),
           "unknown stage: %s", out);
     /* A task-b clip asked for a stage of branch a. */
     char *argv_b[] = {"synth", "--model", b.model, "--manifest", b.manifest, "--stages", "a/relu1", "--out",
                       odir, "--quiet", NULL};
-    CHECK(t, run_cmd(b.dir, synth_cmd_synth, argv_b, out, sizeof out) == 1 &&
+    CHECK(t, sfx_run(b.dir, synth_cmd_synth, argv_b, out, sizeof out) == 1 &&
                  strstr(out, "stage 'a/relu1' is not on the path to the b output, so clip 'c1' (task b) "
                              "cannot use it; its stages: cochleagram, bn0, conv0, relu0, pool0, b/pool"),
           "other branch: %s", out);
@@ -351,17 +198,17 @@ TEST(synth_errors_are_clear) {
     Error err;
     REQUIRE(t, audio_write_wav(bad, x, 1500, 1, 8000, AUDIO_FLOAT32, NULL, &err) == 0, "%s", err.msg);
     argv[6] = "relu1";
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 1 &&
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 1 &&
                  strstr(out, "metamers synth: clip 'c2': ") && strstr(out, "c2.wav: 1500 samples at 8000 Hz, expected 2000"),
           "short clip: %s", out);
     char *argv_p[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--preset", "slow", "--out", odir, NULL};
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, argv_p, out, sizeof out) == 2 &&
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_p, out, sizeof out) == 2 &&
                  strstr(out, "unknown preset 'slow' (feather2023, fast)"), "preset: %s", out);
     char *argv_m[] = {"synth", "--manifest", f.manifest, NULL};
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, argv_m, out, sizeof out) == 2 && strstr(out, "--model is required"),
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_m, out, sizeof out) == 2 && strstr(out, "--model is required"),
           "missing model: %s", out);
     char *argv_c[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--clips", "c0,nope", "--out", odir, NULL};
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, argv_c, out, sizeof out) == 1 && strstr(out, "no clip 'nope'"),
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_c, out, sizeof out) == 1 && strstr(out, "no clip 'nope'"),
           "unknown clip: %s", out);
 }
 
@@ -371,30 +218,30 @@ TEST(synth_errors_are_clear) {
  * falls by >10x) and passes the success criterion against the null of the
  * fixture's clips. */
 TEST(synth_cochleagram_stage_converges_and_passes) {
-    Fixture f;
-    if (fixture(t, &f, "coch", 8, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "coch", 8, false) != 0) return;
     char out[4096], odir[700];
     snprintf(odir, sizeof odir, "%s/out", f.dir);
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram", "--clips",
                     "c0", "--preset", "feather2023", "--out", odir, "--quiet", "--threads", "1", NULL};
     double t0 = now_seconds();
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
     char path[800], v[700];
     snprintf(path, sizeof path, "%s/metamers.csv", odir);
-    char *csv = slurp(path);
-    REQUIRE(t, csv_cell(csv, 1, "passed", v, sizeof v), "no metamers.csv row: %s", csv ? csv : "(none)");
+    char *csv = sfx_slurp(path);
+    REQUIRE(t, sfx_csv_cell(csv, 1, "passed", v, sizeof v), "no metamers.csv row: %s", csv ? csv : "(none)");
     CHECK(t, !strcmp(v, "true"), "not passed: %s", csv);
-    csv_cell(csv, 1, "iterations", v, sizeof v);
+    sfx_csv_cell(csv, 1, "iterations", v, sizeof v);
     CHECK(t, atoi(v) == 24000, "iterations %s", v);
     char rho[64], nrho[64];
-    csv_cell(csv, 1, "spearman", rho, sizeof rho);
-    csv_cell(csv, 1, "null_spearman_max", nrho, sizeof nrho);
+    sfx_csv_cell(csv, 1, "spearman", rho, sizeof rho);
+    sfx_csv_cell(csv, 1, "null_spearman_max", nrho, sizeof nrho);
     printf("    cochleagram stage: spearman %s (null max %s), %.1f s\n", rho, nrho, now_seconds() - t0);
     fflush(stdout); /* the runner _exits the test child */
     snprintf(path, sizeof path, "%s/cochleagram/c0_s0.loss.csv", odir);
-    char *loss = slurp(path);
+    char *loss = sfx_slurp(path);
     char first[64], last[64];
-    REQUIRE(t, csv_cell(loss, 1, "loss", first, sizeof first) && csv_cell(loss, 24000, "loss", last, sizeof last),
+    REQUIRE(t, sfx_csv_cell(loss, 1, "loss", first, sizeof first) && sfx_csv_cell(loss, 24000, "loss", last, sizeof last),
             "loss curve incomplete");
     CHECK(t, atof(last) < 0.1 * atof(first), "loss %s -> %s: did not converge", first, last);
     snprintf(path, sizeof path, "%s/cochleagram/c0_s0.wav", odir);
@@ -414,14 +261,14 @@ TEST(synth_cochleagram_stage_converges_and_passes) {
 /* Kills a run after its first checkpoints, resumes it, and compares every
  * output byte with an uninterrupted run (seconds aside). Both optimizers:
  * Adam's moments are part of the checkpoint. */
-static void kill_and_resume(TestCtx *t, const Fixture *f, const char *preset, const char *tag) {
+static void kill_and_resume(TestCtx *t, const SynthFixture *f, const char *preset, const char *tag) {
     char full[700], cut[700], out[4096];
     snprintf(full, sizeof full, "%s/full-%s", f->dir, tag);
     snprintf(cut, sizeof cut, "%s/cut-%s", f->dir, tag);
     char *argv[] = {"synth", "--model", (char *)f->model, "--manifest", (char *)f->manifest, "--stages", "relu1",
                     "--clips", "c0", "--preset", (char *)preset, "--steps", "1500", "--rounds", "4",
                     "--checkpoint-every", "100", "--out", full, "--quiet", "--threads", "1", NULL};
-    REQUIRE(t, run_cmd(f->dir, synth_cmd_synth, argv, out, sizeof out) == 0, "uninterrupted: %s", out);
+    REQUIRE(t, sfx_run(f->dir, synth_cmd_synth, argv, out, sizeof out) == 0, "uninterrupted: %s", out);
     argv[18] = cut;
     char ckpt[800], row[800];
     snprintf(ckpt, sizeof ckpt, "%s/relu1/c0_s0.ckpt.safetensors", cut);
@@ -452,7 +299,7 @@ static void kill_and_resume(TestCtx *t, const Fixture *f, const char *preset, co
     int step = atoi(safetensors_metadata(&st, "step"));
     safetensors_close(&st);
     CHECK(t, step >= 100 && step < 6000 && step % 100 == 0, "checkpoint at step %d", step);
-    REQUIRE(t, run_cmd(f->dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
+    REQUIRE(t, sfx_run(f->dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
     const char *files[] = {"relu1/c0_s0.wav", "relu1/c0_s0.loss.csv", "natural/c0.wav", "synth.json"};
     for (int i = 0; i < 4; i++) {
         char a[800], b[800];
@@ -472,8 +319,8 @@ static void kill_and_resume(TestCtx *t, const Fixture *f, const char *preset, co
 }
 
 TEST(synth_resume_after_kill_is_bit_identical) {
-    Fixture f;
-    if (fixture(t, &f, "resume", 4, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "resume", 4, false) != 0) return;
     kill_and_resume(t, &f, "feather2023", "normgrad");
     kill_and_resume(t, &f, "fast", "adam");
 }
@@ -482,8 +329,8 @@ TEST(synth_resume_after_kill_is_bit_identical) {
  * (seconds aside): the partition is exact and results do not depend on the
  * worker that ran them. */
 TEST(synth_shards_merge_to_the_unsharded_result) {
-    Fixture f;
-    if (fixture(t, &f, "shards", 4, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "shards", 4, false) != 0) return;
     char out[4096], whole[700], s1[700], s2[700];
     snprintf(whole, sizeof whole, "%s/whole", f.dir);
     snprintf(s1, sizeof s1, "%s/s1", f.dir);
@@ -491,16 +338,16 @@ TEST(synth_shards_merge_to_the_unsharded_result) {
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram,relu0,final",
                     "--clips", "c0,c3", "--preset", "fast", "--steps", "300", "--out", whole, "--quiet",
                     "--threads", "2", "--shard", "1/1", NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "whole: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "whole: %s", out);
     argv[14] = s1, argv[17] = "1", argv[19] = "1/2";
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "shard 1: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "shard 1: %s", out);
     argv[14] = s2, argv[19] = "2/2";
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "shard 2: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "shard 2: %s", out);
     char p[800];
     snprintf(p, sizeof p, "%s/metamers.shard-2-of-2.csv", s2);
     CHECK(t, access(p, F_OK) == 0, "no per-shard table");
     char *margv[] = {"synth", "merge", s1, s2, NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, margv, out, sizeof out) == 0, "merge: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, margv, out, sizeof out) == 0, "merge: %s", out);
     CHECK(t, strstr(out, "6 metamers (3 copied in)"), "merge said: %s", out);
     const char *stages[] = {"cochleagram", "relu0", "final"}, *clips[] = {"c0", "c3"};
     for (int s = 0; s < 3; s++)
@@ -514,26 +361,26 @@ TEST(synth_shards_merge_to_the_unsharded_result) {
     char a[800], b[800];
     snprintf(a, sizeof a, "%s/metamers.csv", whole);
     snprintf(b, sizeof b, "%s/metamers.csv", s1);
-    char *x = slurp(a), *y = slurp(b);
+    char *x = sfx_slurp(a), *y = sfx_slurp(b);
     REQUIRE(t, x && y, "tables");
     for (int r = 1; r <= 6; r++) {
         char u[700], w[700];
         const char *cols[] = {"clip_id", "stage", "final_loss", "spearman", "passed", "path"};
         for (int k = 0; k < 6; k++) {
-            csv_cell(x, r, cols[k], u, sizeof u);
-            csv_cell(y, r, cols[k], w, sizeof w);
+            sfx_csv_cell(x, r, cols[k], u, sizeof u);
+            sfx_csv_cell(y, r, cols[k], w, sizeof w);
             CHECK(t, !strcmp(u, w), "row %d %s: %s vs %s", r, cols[k], u, w);
         }
     }
-    csv_cell(x, 1, "stage", a, sizeof a);
+    sfx_csv_cell(x, 1, "stage", a, sizeof a);
     CHECK(t, !strcmp(a, "cochleagram"), "first stage %s", a);
     /* Merging again changes nothing; a conflicting copy is refused. */
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, margv, out, sizeof out) == 0, "re-merge: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, margv, out, sizeof out) == 0, "re-merge: %s", out);
     snprintf(a, sizeof a, "%s/relu0/c0_s0.wav", s2);
     float z[2000] = {0.2f};
     Error err;
     audio_write_wav(a, z, 2000, 1, 8000, AUDIO_FLOAT32, NULL, &err);
-    CHECK(t, run_cmd(f.dir, synth_cmd_synth, margv, out, sizeof out) == 1 && strstr(out, "different waveforms"),
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, margv, out, sizeof out) == 1 && strstr(out, "different waveforms"),
           "conflict: %s", out);
     free(x), free(y);
 }
@@ -543,31 +390,31 @@ TEST(synth_shards_merge_to_the_unsharded_result) {
  * `final`: with 5 logits two natural clips often rank them alike, so the
  * null's maximum Spearman is exactly 1 and nothing can exceed it). */
 TEST(synth_fast_preset_quarter_steps) {
-    Fixture f;
-    if (fixture(t, &f, "fast", 8, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "fast", 8, false) != 0) return;
     char out[4096], fd[700], pd[700];
     snprintf(fd, sizeof fd, "%s/feather", f.dir);
     snprintf(pd, sizeof pd, "%s/fast", f.dir);
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu0,relufc",
                     "--clips", "c2", "--preset", "feather2023", "--out", fd, "--quiet", "--threads", "2", NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "feather2023: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "feather2023: %s", out);
     argv[10] = "fast", argv[12] = pd;
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "fast: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "fast: %s", out);
     char a[800], b[800];
     snprintf(a, sizeof a, "%s/metamers.csv", fd);
     snprintf(b, sizeof b, "%s/metamers.csv", pd);
-    char *x = slurp(a), *y = slurp(b);
+    char *x = sfx_slurp(a), *y = sfx_slurp(b);
     for (int r = 1; r <= 2; r++) {
         char st[64], px[16], py[16], ix[16], iy[16], lx[32], ly[32];
-        REQUIRE(t, csv_cell(x, r, "stage", st, sizeof st) && csv_cell(y, r, "passed", py, sizeof py), "rows");
-        csv_cell(x, r, "passed", px, sizeof px);
-        csv_cell(x, r, "iterations", ix, sizeof ix), csv_cell(y, r, "iterations", iy, sizeof iy);
-        csv_cell(x, r, "final_loss", lx, sizeof lx), csv_cell(y, r, "final_loss", ly, sizeof ly);
+        REQUIRE(t, sfx_csv_cell(x, r, "stage", st, sizeof st) && sfx_csv_cell(y, r, "passed", py, sizeof py), "rows");
+        sfx_csv_cell(x, r, "passed", px, sizeof px);
+        sfx_csv_cell(x, r, "iterations", ix, sizeof ix), sfx_csv_cell(y, r, "iterations", iy, sizeof iy);
+        sfx_csv_cell(x, r, "final_loss", lx, sizeof lx), sfx_csv_cell(y, r, "final_loss", ly, sizeof ly);
         printf("    %-8s feather2023 %s steps loss %s %s | fast %s steps loss %s %s\n", st, ix, lx,
                strcmp(px, "true") ? "FAIL" : "pass", iy, ly, strcmp(py, "true") ? "FAIL" : "pass");
         fflush(stdout); /* the runner _exits the test child */
         char vx[400] = "", vy[400] = "";
-        csv_cell(x, r, "verdict", vx, sizeof vx), csv_cell(y, r, "verdict", vy, sizeof vy);
+        sfx_csv_cell(x, r, "verdict", vx, sizeof vx), sfx_csv_cell(y, r, "verdict", vy, sizeof vy);
         CHECK(t, !strcmp(px, "true") && !strcmp(py, "true"), "%s: feather2023 %s, fast %s", st, vx, vy);
         CHECK(t, 4 * atoi(iy) <= atoi(ix), "%s: fast took %s steps, feather2023 %s", st, iy, ix);
         CHECK(t, atof(ly) <= atof(lx), "%s: fast loss %s > feather2023 %s", st, ly, lx);
@@ -578,8 +425,8 @@ TEST(synth_fast_preset_quarter_steps) {
 /* A model whose activations overflow: the metamer stops at once with a
  * clear verdict, is kept and marked failed, and the run goes on. */
 TEST(synth_divergence_is_a_verdict) {
-    Fixture f;
-    if (fixture(t, &f, "diverge", 3, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "diverge", 3, false) != 0) return;
     Network net;
     Error err = {0};
     REQUIRE(t, network_load(&net, f.model, &err) == 0, "%s", err.msg);
@@ -591,16 +438,17 @@ TEST(synth_divergence_is_a_verdict) {
     snprintf(odir, sizeof odir, "%s/out", f.dir);
     char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relufc,relu1", "--clips",
                     "c0", "--preset", "fast", "--steps", "50", "--out", odir, "--quiet", NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
+    CHECK(t, strstr(out, "relufc c0 s0 stopped, diverged at step 0: loss "), "said: %s", out);
     char p[800], v[700];
     snprintf(p, sizeof p, "%s/metamers.csv", odir);
-    char *csv = slurp(p);
-    REQUIRE(t, csv_cell(csv, 2, "stage", v, sizeof v) && !strcmp(v, "relufc"), "rows: %s", csv ? csv : "");
-    csv_cell(csv, 2, "verdict", v, sizeof v);
+    char *csv = sfx_slurp(p);
+    REQUIRE(t, sfx_csv_cell(csv, 2, "stage", v, sizeof v) && !strcmp(v, "relufc"), "rows: %s", csv ? csv : "");
+    sfx_csv_cell(csv, 2, "verdict", v, sizeof v);
     CHECK(t, strstr(v, "fail: diverged at step 0: loss "), "verdict: %s", v);
-    csv_cell(csv, 2, "passed", v, sizeof v);
+    sfx_csv_cell(csv, 2, "passed", v, sizeof v);
     CHECK(t, !strcmp(v, "false"), "passed %s", v);
-    csv_cell(csv, 1, "iterations", v, sizeof v);
+    sfx_csv_cell(csv, 1, "iterations", v, sizeof v);
     CHECK(t, atoi(v) == 50, "relu1 (finite) ran %s steps", v);
     snprintf(p, sizeof p, "%s/relufc/c0_s0.wav", odir);
     CHECK(t, access(p, F_OK) == 0, "diverged metamer's WAV not kept");
@@ -610,13 +458,13 @@ TEST(synth_divergence_is_a_verdict) {
 /* ----------------------------------------------------- null and figures */
 
 TEST(synth_null_cache_and_show) {
-    Fixture f;
-    if (fixture(t, &f, "null", 6, false) != 0) return;
+    SynthFixture f;
+    if (sfx_make(t, &f, "null", 6, false) != 0) return;
     char out[8192], stab[700];
     snprintf(stab, sizeof stab, "%s/stab.csv", f.dir);
     char *argv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram,relu1", "--pairs",
                     "100", "--stability", stab, NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_null, argv, out, sizeof out) == 0, "null: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_null, argv, out, sizeof out) == 0, "null: %s", out);
     CHECK(t, strstr(out, "15 pairs of 6 clips"), "pairs are capped at the 15 distinct ones: %s", out);
     char cache[700];
     snprintf(cache, sizeof cache, "%s/model.null.safetensors", f.dir);
@@ -657,7 +505,7 @@ TEST(synth_null_cache_and_show) {
     synth_null_free(&d);
     /* Another model hash: the cache is stale, not used. */
     REQUIRE(t, synth_null_load(cache, "0000", &d, &stale, &err) == 0 && stale && d.n_stages == 0, "stale");
-    char *sc = slurp(stab);
+    char *sc = sfx_slurp(stab);
     CHECK(t, sc && strstr(sc, "relu1,15,"), "stability table: %s", sc ? sc : "(none)");
     free(sc);
     /* A few quick metamers, then the figure. */
@@ -667,18 +515,18 @@ TEST(synth_null_cache_and_show) {
     snprintf(png, sizeof png, "%s/fig.png", f.dir);
     char *sargv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram,relu1",
                      "--clips", "c0,c1", "--preset", "fast", "--steps", "200", "--out", odir, "--quiet", NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_synth, sargv, out, sizeof out) == 0, "synth: %s", out);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, sargv, out, sizeof out) == 0, "synth: %s", out);
     char *vargv[] = {"show", "--model", f.model, "--dir", odir, "--out", fig, NULL};
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_show, vargv, out, sizeof out) == 0, "show: %s", out);
-    char *svg = slurp(fig);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_show, vargv, out, sizeof out) == 0, "show: %s", out);
+    char *svg = sfx_slurp(fig);
     int images = 0;
     for (char *p = svg; p && (p = strstr(p, "<image")); p++) images++;
     CHECK(t, svg && images == 6 && strstr(svg, ">relu1</text>") && strstr(svg, ">c1</text>"),
           "figure: %d images", images);
     free(svg);
     vargv[6] = png;
-    REQUIRE(t, run_cmd(f.dir, synth_cmd_show, vargv, out, sizeof out) == 0, "show png: %s", out);
-    char *pb = slurp(png);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_show, vargv, out, sizeof out) == 0, "show png: %s", out);
+    char *pb = sfx_slurp(png);
     CHECK(t, pb && !memcmp(pb, "\x89PNG\r\n\x1a\n", 8), "not a PNG");
     free(pb);
 }
