@@ -18,19 +18,52 @@
 
 #include "core.h"
 
+/* Room for `need` elements of `size` bytes at p, `used` of them kept;
+ * the capacity doubles from `first`. */
+static void *grow(void *p, size_t used, size_t need, size_t *cap, size_t first, size_t size) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : first;
+    while (c < need) c *= 2;
+    void *q = xmalloc(c * size);
+    if (used) memcpy(q, p, used * size);
+    free(p);
+    *cap = c;
+    return q;
+}
+
+/* Field texts back to back, NUL-separated, and where each starts (offsets:
+ * the text moves when it grows). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+    size_t *offs;
+    size_t n, cap_offs;
+} Fields;
+
+static void fields_add(Fields *f, const char *s, size_t len) {
+    f->text = grow(f->text, f->len, f->len + len + 1, &f->cap, 1024, 1);
+    f->offs = grow(f->offs, f->n, f->n + 1, &f->cap_offs, 32, sizeof *f->offs);
+    f->offs[f->n++] = f->len;
+    if (len) memcpy(f->text + f->len, s, len);
+    f->len += len;
+    f->text[f->len++] = 0;
+}
+
+static void fields_free(Fields *f) {
+    free(f->text);
+    free(f->offs);
+    *f = (Fields){0};
+}
+
 typedef struct {
     const char *path;
     int flags;
     TableRowFn fn;
     void *ctx;
     Error *err;
-    /* the record being assembled: field texts back to back, NUL-separated */
-    char *text;
-    size_t text_len, text_cap;
-    size_t *offs;
-    int n_fields, cap_fields;
+    Fields rec; /* the record being assembled */
     char **ptrs;
-    int cap_ptrs;
+    size_t cap_ptrs;
     long line, record_line;
     int n_header; /* fields in the header, 0 before it */
     int failed;
@@ -38,44 +71,25 @@ typedef struct {
 
 static void on_field(void *data, size_t len, void *ctx) {
     Reader *r = ctx;
-    if (r->failed) return;
-    if (r->text_len + len + 1 > r->text_cap) {
-        size_t cap = r->text_cap ? r->text_cap : 1024;
-        while (cap < r->text_len + len + 1) cap *= 2;
-        char *t = xmalloc(cap);
-        if (r->text_len) memcpy(t, r->text, r->text_len);
-        free(r->text);
-        r->text = t;
-        r->text_cap = cap;
-    }
-    if (r->n_fields == r->cap_fields) {
-        r->cap_fields = r->cap_fields ? 2 * r->cap_fields : 32;
-        size_t *o = xmalloc((size_t)r->cap_fields * sizeof *o);
-        if (r->n_fields) memcpy(o, r->offs, (size_t)r->n_fields * sizeof *o);
-        free(r->offs);
-        r->offs = o;
-    }
-    r->offs[r->n_fields++] = r->text_len;
-    if (len) memcpy(r->text + r->text_len, data, len);
-    r->text_len += len;
-    r->text[r->text_len++] = 0;
+    if (!r->failed) fields_add(&r->rec, data, len);
 }
 
 /* A record of one empty field under a wider header: a line holding only
- * "" (or spaces, which libcsv trims), not data. */
+ * "", not data. (libcsv itself skips empty and all-blank lines.) */
 static int is_blank_record(const Reader *r) {
-    return r->n_header > 1 && r->n_fields == 1 && r->text[0] == 0;
+    return r->n_header > 1 && r->rec.n == 1 && r->rec.text[0] == 0;
 }
 
 /* Brings a data record to the header's width: TABLE_RAGGED pads and
  * truncates; otherwise a different width is an error. */
 static int fit_width(Reader *r) {
-    if (r->n_fields == r->n_header) return 0;
+    size_t want = (size_t)r->n_header;
+    if (r->rec.n == want) return 0;
     if (!(r->flags & TABLE_RAGGED))
-        return error_set(r->err, "%s:%ld: %d fields, the header has %d", r->path,
-                         r->record_line, r->n_fields, r->n_header);
-    while (r->n_fields < r->n_header) on_field(NULL, 0, r);
-    r->n_fields = r->n_header;
+        return error_set(r->err, "%s:%ld: %zu fields, the header has %d", r->path,
+                         r->record_line, r->rec.n, r->n_header);
+    while (r->rec.n < want) fields_add(&r->rec, "", 0);
+    r->rec.n = want;
     return 0;
 }
 
@@ -86,14 +100,10 @@ static void deliver(Reader *r) {
         r->failed = 1;
         return;
     }
-    if (header) r->n_header = r->n_fields;
-    if (r->cap_ptrs < r->n_fields) {
-        free(r->ptrs);
-        r->cap_ptrs = r->n_fields;
-        r->ptrs = xmalloc((size_t)r->cap_ptrs * sizeof *r->ptrs);
-    }
-    for (int i = 0; i < r->n_fields; i++) r->ptrs[i] = r->text + r->offs[i];
-    TableRow row = {r->path, r->record_line, r->n_fields, r->ptrs};
+    if (header) r->n_header = (int)r->rec.n;
+    r->ptrs = grow(r->ptrs, 0, r->rec.n, &r->cap_ptrs, 32, sizeof *r->ptrs);
+    for (size_t i = 0; i < r->rec.n; i++) r->ptrs[i] = r->rec.text + r->rec.offs[i];
+    TableRow row = {r->path, r->record_line, (int)r->rec.n, r->ptrs};
     if (r->fn(r->ctx, &row, header, r->err) != 0) {
         error_prefix(r->err, "%s:%ld", r->path, r->record_line);
         r->failed = 1;
@@ -104,8 +114,8 @@ static void on_record(int term, void *ctx) {
     (void)term;
     Reader *r = ctx;
     if (!r->failed) deliver(r);
-    r->n_fields = 0;
-    r->text_len = 0;
+    r->rec.n = 0;
+    r->rec.len = 0;
 }
 
 static int parse_error(const Reader *r, struct csv_parser *p) {
@@ -156,8 +166,7 @@ static int scan(const char *path, char delim, int flags, TableRowFn fn, void *ct
     }
     csv_free(&p);
     free(data);
-    free(r.text);
-    free(r.offs);
+    fields_free(&r.rec);
     free(r.ptrs);
     return rc;
 }
@@ -174,80 +183,45 @@ int table_col(const TableRow *header, const char *name) {
 
 /* ------------------------------------------------------- whole tables */
 
-/* Collects records for table_load: every field's text goes into one
- * buffer (offsets until the end, as the buffer moves when it grows). */
+/* Collects records for table_load: every field's text in one buffer. */
 typedef struct {
     Table *t;
-    char *text;
-    size_t len, cap;
-    size_t *offs;
-    size_t n_offs, cap_offs;
-    int cap_rows;
+    Fields all; /* the header's fields, then each row's */
+    size_t cap_rows;
 } Collector;
-
-static void collect_text(Collector *c, const char *s) {
-    size_t n = strlen(s) + 1;
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + n) cap *= 2;
-        char *grown = xmalloc(cap);
-        if (c->len) memcpy(grown, c->text, c->len);
-        free(c->text);
-        c->text = grown;
-        c->cap = cap;
-    }
-    if (c->n_offs == c->cap_offs) {
-        c->cap_offs = c->cap_offs ? 2 * c->cap_offs : 256;
-        size_t *grown = xmalloc(c->cap_offs * sizeof *grown);
-        if (c->n_offs) memcpy(grown, c->offs, c->n_offs * sizeof *grown);
-        free(c->offs);
-        c->offs = grown;
-    }
-    c->offs[c->n_offs++] = c->len;
-    memcpy(c->text + c->len, s, n);
-    c->len += n;
-}
-
-static void collect_line(Collector *c, long line) {
-    Table *t = c->t;
-    if (t->n_rows == c->cap_rows) {
-        c->cap_rows = c->cap_rows ? 2 * c->cap_rows : 64;
-        long *grown = xmalloc((size_t)c->cap_rows * sizeof *grown);
-        if (t->n_rows) memcpy(grown, t->lines, (size_t)t->n_rows * sizeof *grown);
-        free(t->lines);
-        t->lines = grown;
-    }
-    t->lines[t->n_rows++] = line;
-}
 
 static int collect_row(void *ctx, const TableRow *row, bool header, Error *err) {
     (void)err;
     Collector *c = ctx;
-    if (header)
-        c->t->n_cols = row->n;
-    else
-        collect_line(c, row->line);
-    for (int i = 0; i < row->n; i++) collect_text(c, row->fields[i]);
+    Table *t = c->t;
+    if (header) {
+        t->n_cols = row->n;
+    } else {
+        t->lines = grow(t->lines, (size_t)t->n_rows, (size_t)t->n_rows + 1, &c->cap_rows, 64,
+                        sizeof *t->lines);
+        t->lines[t->n_rows++] = row->line;
+    }
+    for (int i = 0; i < row->n; i++) fields_add(&c->all, row->fields[i], strlen(row->fields[i]));
     return 0;
 }
 
-/* Turns the collected offsets into the header and row pointers. */
+/* Turns the collected offsets into the header and row pointers; the table
+ * takes over the text. */
 static void finish_table(Table *t, Collector *c) {
-    t->text = c->text;
-    t->cells = xmalloc(c->n_offs * sizeof *t->cells);
-    for (size_t i = 0; i < c->n_offs; i++) t->cells[i] = c->text + c->offs[i];
+    t->text = c->all.text;
+    t->cells = xmalloc(c->all.n * sizeof *t->cells);
+    for (size_t i = 0; i < c->all.n; i++) t->cells[i] = t->text + c->all.offs[i];
     t->header = t->cells;
     t->rows = xmalloc((size_t)t->n_rows * sizeof *t->rows);
     for (int r = 0; r < t->n_rows; r++) t->rows[r] = t->cells + (size_t)(r + 1) * t->n_cols;
-    free(c->offs);
+    free(c->all.offs);
 }
 
 int table_load(const char *path, char delim, int flags, Table *t, Error *err) {
     memset(t, 0, sizeof *t);
     Collector c = {.t = t};
     if (scan(path, delim, flags, collect_row, &c, err) != 0) {
-        free(c.text);
-        free(c.offs);
+        fields_free(&c.all);
         table_free(t);
         return -1;
     }
