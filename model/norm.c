@@ -9,20 +9,26 @@
 
 static inline double bn_invstd(double var, float eps) { return 1.0 / sqrt(var + (double)eps); }
 
+/* y = gamma (x - mean) inv + beta over channel c of every item, folded into
+ * one multiply-add per value (both forward forms). */
+static void normalize_channel(const BatchNorm *L, int c, float *y, const float *x,
+                              const float *gamma, const float *beta, double mean, double inv) {
+    const size_t hw = (size_t)L->hw;
+    double g = gamma ? gamma[c] : 1.0;
+    float a = (float)(g * inv), b = (float)((beta ? beta[c] : 0.0) - mean * g * inv);
+    for (int n = 0; n < L->n; n++) {
+        size_t off = ((size_t)n * L->c + c) * hw;
+        const float *xs = x + off;
+        float *ys = y + off;
+#pragma omp simd
+        for (size_t i = 0; i < hw; i++) ys[i] = xs[i] * a + b;
+    }
+}
+
 void batchnorm_forward(const BatchNorm *L, float *y, const float *x, const float *gamma,
                        const float *beta, const float *mean, const float *var) {
-    const size_t hw = (size_t)L->hw;
-    for (int c = 0; c < L->c; c++) {
-        double inv = bn_invstd(var[c], L->eps), g = gamma ? gamma[c] : 1.0;
-        float a = (float)(g * inv), b = (float)((beta ? beta[c] : 0.0) - mean[c] * g * inv);
-        for (int n = 0; n < L->n; n++) {
-            size_t off = ((size_t)n * L->c + c) * hw;
-            const float *xs = x + off;
-            float *ys = y + off;
-#pragma omp simd
-            for (size_t i = 0; i < hw; i++) ys[i] = xs[i] * a + b;
-        }
-    }
+    for (int c = 0; c < L->c; c++)
+        normalize_channel(L, c, y, x, gamma, beta, mean[c], bn_invstd(var[c], L->eps));
 }
 
 void batchnorm_backward(const BatchNorm *L, float *dx, float *dgamma, float *dbeta,
@@ -72,7 +78,7 @@ void batchnorm_train_forward(const BatchNorm *L, float *y, const float *x, const
                 ss += d * d;
             }
         }
-        double var = ss / count, inv = bn_invstd(var, L->eps), g = gamma ? gamma[c] : 1.0;
+        double var = ss / count, inv = bn_invstd(var, L->eps);
         save_mean[c] = (float)mean;
         save_invstd[c] = (float)inv;
         if (running_mean)
@@ -82,14 +88,7 @@ void batchnorm_train_forward(const BatchNorm *L, float *y, const float *x, const
             running_var[c] =
                 (float)((1.0 - L->momentum) * running_var[c] + L->momentum * unbiased);
         }
-        float a = (float)(g * inv), b = (float)((beta ? beta[c] : 0.0) - mean * g * inv);
-        for (int n = 0; n < L->n; n++) {
-            size_t off = ((size_t)n * L->c + c) * hw;
-            const float *xs = x + off;
-            float *ys = y + off;
-#pragma omp simd
-            for (size_t i = 0; i < hw; i++) ys[i] = xs[i] * a + b;
-        }
+        normalize_channel(L, c, y, x, gamma, beta, mean, inv);
     }
 }
 
