@@ -73,7 +73,7 @@ static void net_build(Net *net, uint64_t seed) {
             for (int k = 0; k < c; k++) s->var[k] = 1.5f + s->var[k];
             break;
         case K_CONV: {
-            s->conv = (Conv2d){1, c, l->out, {0}};
+            s->conv = (Conv2d){1, c, l->out, {0}, NULL};
             window2d_init(&s->conv.win, h, w, l->kh, l->kw, l->s, l->s, PAD_SAME, PAD_SAME);
             size_t nw = (size_t)l->out * c * l->kh * l->kw;
             s->w = rand_floats(&r, nw, 1.0f / (float)(c * l->kh * l->kw));

@@ -13,7 +13,25 @@
  * one input plane in size (L1/L2-resident), so the cost is one extra pass
  * over the input. col2im accumulates into the phase plane the same way and
  * then scatters it back to the input layout.
+ *
+ * Threads. With a pool of T > 1 workers and OpenBLAS at one thread, the work
+ * is cut into T tasks, each one serial sgemm plus the im2col that feeds it or
+ * the col2im that drains it, on the worker's own scratch:
+ *   - forward of one example: by output rows (GEMM columns) when the weights
+ *     are smaller than the col matrix, since each task packs the weights
+ *     again; else by output channels after an im2col split by input channel;
+ *   - input gradient of one example: by input channels (rows of dcol), each
+ *     task's col2im writing only its channels of dx; a one-channel input is
+ *     split by dcol columns, then col2im by rows of the plane;
+ *   - weight gradient: by (channel, kernel row) units of K, i.e. by columns
+ *     of dW, each task looping over the examples (no races, no reduction);
+ *   - forward and input gradient of a batch: by example.
+ * Each output element stays one sgemm dot product over the same K, so the
+ * result does not depend on the number of workers. With OpenBLAS threaded,
+ * everything is one task on the calling thread and OpenBLAS threads the
+ * sgemm (two thread systems on two cores would only fight).
  */
+#include "../core/core.h"
 #include "layers.h"
 
 #include <cblas.h>
@@ -22,23 +40,13 @@
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 typedef struct {
-    int hp, wq;      /* phase plane: rows, columns per phase */
-    size_t row;      /* floats per padded row: sw * wq */
-    size_t plane;    /* hp * row */
-    int K, P;
+    int hp, wq;    /* phase plane: rows, columns per phase */
+    size_t row;    /* floats per padded row: sw * wq */
+    size_t plane;  /* hp * row */
+    int K, P, kk;  /* kk = kh * kw */
+    bool pw;       /* pointwise: the input plane is already the col matrix */
+    size_t stride; /* scratch floats per worker: phase plane + col */
 } ConvGeom;
-
-static ConvGeom conv_geom(const Conv2d *L) {
-    const Window2d *w = &L->win;
-    ConvGeom g;
-    g.hp = (w->out_h - 1) * w->sh + w->kh;
-    g.wq = w->out_w + (w->kw - 1) / w->sw;
-    g.row = (size_t)w->sw * (size_t)g.wq;
-    g.plane = (size_t)g.hp * g.row;
-    g.K = L->in_c * w->kh * w->kw;
-    g.P = w->out_h * w->out_w;
-    return g;
-}
 
 /* 1x1, stride 1, no padding: the input plane is already the col matrix. */
 static bool conv_pointwise(const Conv2d *L) {
@@ -47,17 +55,36 @@ static bool conv_pointwise(const Conv2d *L) {
            w->pad_l == 0 && w->out_h == w->in_h && w->out_w == w->in_w;
 }
 
+static ConvGeom conv_geom(const Conv2d *L) {
+    const Window2d *w = &L->win;
+    ConvGeom g;
+    g.hp = (w->out_h - 1) * w->sh + w->kh;
+    g.wq = w->out_w + (w->kw - 1) / w->sw;
+    g.row = (size_t)w->sw * (size_t)g.wq;
+    g.plane = (size_t)g.hp * g.row;
+    g.kk = w->kh * w->kw;
+    g.K = L->in_c * g.kk;
+    g.P = w->out_h * w->out_w;
+    g.pw = conv_pointwise(L);
+    g.stride = g.pw ? 0 : round16(g.plane) + round16((size_t)g.K * (size_t)g.P);
+    return g;
+}
+
 size_t conv2d_scratch_floats(const Conv2d *L) {
-    if (conv_pointwise(L)) return 0;
-    ConvGeom g = conv_geom(L);
-    return round16(g.plane) + (size_t)g.K * (size_t)g.P;
+    return (size_t)pool_size(L->pool) * conv_geom(L).stride;
+}
+
+/* Tasks for one example's product (see the top of the file). */
+static int conv_tasks(const Conv2d *L, const ConvGeom *g) {
+    return layers_tasks(L->pool, (double)L->out_c * g->K * g->P);
 }
 
 /* ------------------------------------------------------ phase plane */
 
+/* Padded rows [r0, r1) of the phase plane from input plane x. */
 static void plane_pack(const Window2d *w, const ConvGeom *g, float *restrict xp,
-                       const float *restrict x) {
-    for (int r = 0; r < g->hp; r++) {
+                       const float *restrict x, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
         float *dst = xp + (size_t)r * g->row;
         int ir = r - w->pad_t;
         if (ir < 0 || ir >= w->in_h)
@@ -68,31 +95,38 @@ static void plane_pack(const Window2d *w, const ConvGeom *g, float *restrict xp,
     }
 }
 
-/* dx plane = the phase plane's entries at real (unpadded) positions. */
-static void plane_unpack(const Window2d *w, const ConvGeom *g, float *restrict dx,
-                         const float *restrict xp) {
+/* One input row of dx from its padded row of the phase plane. */
+static void row_unpack(const Window2d *w, const ConvGeom *g, float *restrict dst,
+                       const float *restrict src) {
     const int sw = w->sw, wq = g->wq;
-    for (int ir = 0; ir < w->in_h; ir++) {
+    if (sw == 1) {
+        int n = wq - w->pad_l < w->in_w ? wq - w->pad_l : w->in_w;
+        n = n > 0 ? n : 0;
+        memcpy(dst, src + w->pad_l, (size_t)n * sizeof *dst);
+        for (int i = n; i < w->in_w; i++) dst[i] = 0;
+        return;
+    }
+    if ((long)wq * sw - w->pad_l < w->in_w) memset(dst, 0, (size_t)w->in_w * sizeof *dst);
+    for (int q = 0; q < sw; q++)
+        for (int j = 0; j < wq; j++) {
+            int ic = j * sw + q - w->pad_l;
+            if (ic >= 0 && ic < w->in_w) dst[ic] = src[q * wq + j];
+        }
+}
+
+/* The dx rows whose padded rows are [r0, r1) (the last range also takes the
+ * rows no window reaches, which get 0). */
+static void plane_unpack(const Window2d *w, const ConvGeom *g, float *restrict dx,
+                         const float *restrict xp, int r0, int r1) {
+    int lo = r0 - w->pad_t > 0 ? r0 - w->pad_t : 0;
+    int hi = r1 == g->hp ? w->in_h : r1 - w->pad_t < w->in_h ? r1 - w->pad_t : w->in_h;
+    for (int ir = lo; ir < hi; ir++) {
         float *dst = dx + (size_t)ir * w->in_w;
         int r = ir + w->pad_t;
-        if (r >= g->hp) { /* rows no window reaches (stride/valid remainder) */
+        if (r >= g->hp) /* stride/valid remainder */
             memset(dst, 0, (size_t)w->in_w * sizeof *dst);
-            continue;
-        }
-        const float *src = xp + (size_t)r * g->row;
-        if (sw == 1) {
-            int n = wq - w->pad_l < w->in_w ? wq - w->pad_l : w->in_w;
-            n = n > 0 ? n : 0;
-            memcpy(dst, src + w->pad_l, (size_t)n * sizeof *dst);
-            for (int i = n; i < w->in_w; i++) dst[i] = 0;
-        } else {
-            if ((long)wq * sw - w->pad_l < w->in_w) memset(dst, 0, (size_t)w->in_w * sizeof *dst);
-            for (int q = 0; q < sw; q++)
-                for (int j = 0; j < wq; j++) {
-                    int ic = j * sw + q - w->pad_l;
-                    if (ic >= 0 && ic < w->in_w) dst[ic] = src[q * wq + j];
-                }
-        }
+        else
+            row_unpack(w, g, dst, xp + (size_t)r * g->row);
     }
 }
 
@@ -120,95 +154,256 @@ static void add_taps(float *restrict dst, const float *restrict src, int rows, i
     }
 }
 
-/* col[K][P] from one example x[in_c][in_h][in_w]. */
-static void im2col(const Conv2d *L, const ConvGeom *g, float *restrict col,
-                   const float *restrict x, float *restrict xp) {
+/* Rows of col for units [u0, u1) (unit = input channel c, kernel row ki:
+ * u = c*kh + ki, kw col rows each) and output rows [oh0, oh1) of example x;
+ * col rows are ld apart. */
+static void im2col(const Conv2d *L, const ConvGeom *g, float *restrict col, size_t ld,
+                   const float *restrict x, float *restrict xp, int u0, int u1, int oh0, int oh1) {
     const Window2d *w = &L->win;
-    const size_t in_plane = (size_t)w->in_h * w->in_w;
-    const size_t rstride = (size_t)w->sh * g->row;
-    float *crow = col;
-    for (int c = 0; c < L->in_c; c++) {
-        plane_pack(w, g, xp, x + (size_t)c * in_plane);
-        for (int ki = 0; ki < w->kh; ki++)
-            for (int kj = 0; kj < w->kw; kj++) {
-                const float *base = xp + (size_t)ki * g->row + (size_t)(kj % w->sw) * g->wq +
-                                    (size_t)(kj / w->sw);
-                copy_taps(crow, base, w->out_h, w->out_w, rstride);
-                crow += g->P;
-            }
+    const size_t in_plane = (size_t)w->in_h * w->in_w, rstride = (size_t)w->sh * g->row;
+    int packed = -1, r0 = oh0 * w->sh, r1 = (oh1 - 1) * w->sh + w->kh;
+    for (int u = u0; u < u1; u++) {
+        int c = u / w->kh, ki = u % w->kh;
+        if (c != packed) plane_pack(w, g, xp, x + (size_t)c * in_plane, r0, r1), packed = c;
+        for (int kj = 0; kj < w->kw; kj++) {
+            const float *base = xp + (size_t)(r0 + ki) * g->row + (size_t)(kj % w->sw) * g->wq +
+                                (size_t)(kj / w->sw);
+            copy_taps(col + (size_t)((u - u0) * w->kw + kj) * ld, base, oh1 - oh0, w->out_w,
+                      rstride);
+        }
     }
 }
 
-/* dx[in_c][in_h][in_w] = col2im(dcol) (overwrites). */
+/* dx channels [c0, c1), the rows whose padded rows are [r0, r1), from col
+ * (rows of channels c0.., ld apart) (overwrites). */
 static void col2im(const Conv2d *L, const ConvGeom *g, float *restrict dx,
-                   const float *restrict col, float *restrict xp) {
+                   const float *restrict col, size_t ld, float *restrict xp, int c0, int c1,
+                   int r0, int r1) {
     const Window2d *w = &L->win;
-    const size_t in_plane = (size_t)w->in_h * w->in_w;
-    const size_t rstride = (size_t)w->sh * g->row;
-    const float *crow = col;
-    for (int c = 0; c < L->in_c; c++) {
-        memset(xp, 0, g->plane * sizeof *xp);
-        for (int ki = 0; ki < w->kh; ki++)
+    const size_t in_plane = (size_t)w->in_h * w->in_w, rstride = (size_t)w->sh * g->row;
+    for (int c = c0; c < c1; c++) {
+        memset(xp + (size_t)r0 * g->row, 0, (size_t)(r1 - r0) * g->row * sizeof *xp);
+        for (int ki = 0; ki < w->kh; ki++) {
+            /* output rows oh with oh*sh + ki in [r0, r1) */
+            int lo = r0 - ki > 0 ? (r0 - ki + w->sh - 1) / w->sh : 0;
+            int hi = r1 - ki > 0 ? (r1 - ki + w->sh - 1) / w->sh : 0;
+            hi = hi < w->out_h ? hi : w->out_h;
+            if (lo >= hi) continue;
             for (int kj = 0; kj < w->kw; kj++) {
-                float *base = xp + (size_t)ki * g->row + (size_t)(kj % w->sw) * g->wq +
-                              (size_t)(kj / w->sw);
-                add_taps(base, crow, w->out_h, w->out_w, rstride);
-                crow += g->P;
+                float *base = xp + (size_t)(lo * w->sh + ki) * g->row +
+                              (size_t)(kj % w->sw) * g->wq + (size_t)(kj / w->sw);
+                const float *crow = col + (size_t)((c - c0) * g->kk + ki * w->kw + kj) * ld;
+                add_taps(base, crow + (size_t)lo * w->out_w, hi - lo, w->out_w, rstride);
             }
-        plane_unpack(w, g, dx + (size_t)c * in_plane, xp);
+        }
+        plane_unpack(w, g, dx + (size_t)c * in_plane, xp, r0, r1);
     }
 }
 
-/* ------------------------------------------------------------ layer */
+/* ------------------------------------------------------------ jobs */
+
+typedef struct {
+    const Conv2d *L;
+    ConvGeom g;
+    int tasks;
+    float *out; /* y (forward) or dx (input gradient) */
+    float *dw;
+    const float *in; /* x (forward, dw) or dy (input gradient) */
+    const float *dy; /* dw */
+    const float *weight, *bias;
+    float *scratch;
+    float *shared; /* col or dcol shared by the tasks of a two-phase split */
+} ConvJob;
+
+static float *worker_xp(const ConvJob *j, int worker) {
+    return j->scratch + (size_t)worker * j->g.stride;
+}
+static float *worker_col(const ConvJob *j, int worker) {
+    return worker_xp(j, worker) + round16(j->g.plane);
+}
+
+static size_t in_size(const Conv2d *L) { return (size_t)L->in_c * L->win.in_h * L->win.in_w; }
+static size_t out_size(const Conv2d *L, const ConvGeom *g) { return (size_t)L->out_c * g->P; }
+
+/* y rows [m0, m1), columns [p0, p0 + np) (ldy = P) = W rows . b (+ bias). */
+static void gemm_forward(const ConvJob *j, float *y, int m0, int m1, int np, const float *b,
+                         size_t ldb) {
+    const int P = j->g.P, K = j->g.K;
+    if (j->bias)
+        for (int o = m0; o < m1; o++) {
+            float *r = y + (size_t)o * P, v = j->bias[o];
+            for (int p = 0; p < np; p++) r[p] = v;
+        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, np, K, 1.0f,
+                j->weight + (size_t)m0 * K, K, b, (int)ldb, j->bias ? 1.0f : 0.0f,
+                y + (size_t)m0 * P, P);
+}
+
+/* Forward of example b, output rows [oh0, oh1): im2col then one sgemm. */
+static void forward_rows(const ConvJob *j, int b, int oh0, int oh1, int worker) {
+    const Conv2d *L = j->L;
+    const ConvGeom *g = &j->g;
+    const float *x = j->in + (size_t)b * in_size(L);
+    float *y = j->out + (size_t)b * out_size(L, g);
+    const int ow = L->win.out_w, np = (oh1 - oh0) * ow;
+    if (np <= 0) return;
+    if (g->pw) {
+        gemm_forward(j, y + (size_t)oh0 * ow, 0, L->out_c, np, x + (size_t)oh0 * ow, (size_t)g->P);
+        return;
+    }
+    float *col = worker_col(j, worker);
+    im2col(L, g, col, (size_t)np, x, worker_xp(j, worker), 0, L->in_c * L->win.kh, oh0, oh1);
+    gemm_forward(j, y + (size_t)oh0 * ow, 0, L->out_c, np, col, (size_t)np);
+}
+
+static void forward_example_task(void *ctx, int b, int worker) {
+    const ConvJob *j = ctx;
+    forward_rows(j, b, 0, j->L->win.out_h, worker);
+}
+
+static void forward_rows_task(void *ctx, int t, int worker) {
+    const ConvJob *j = ctx;
+    int oh0, oh1;
+    layers_split_range(j->L->win.out_h, 1, j->tasks, t, &oh0, &oh1);
+    forward_rows(j, 0, oh0, oh1, worker);
+}
+
+static void im2col_units_task(void *ctx, int t, int worker) {
+    const ConvJob *j = ctx;
+    int u0, u1;
+    layers_split_range(j->L->in_c * j->L->win.kh, 1, j->tasks, t, &u0, &u1);
+    if (u0 < u1)
+        im2col(j->L, &j->g, j->shared + (size_t)u0 * j->L->win.kw * j->g.P, (size_t)j->g.P, j->in,
+               worker_xp(j, worker), u0, u1, 0, j->L->win.out_h);
+}
+
+static void forward_channels_task(void *ctx, int t, int worker) {
+    (void)worker;
+    const ConvJob *j = ctx;
+    int m0, m1;
+    layers_split_range(j->L->out_c, 16, j->tasks, t, &m0, &m1);
+    if (m0 < m1)
+        gemm_forward(j, j->out, m0, m1, j->g.P, j->g.pw ? j->in : j->shared, (size_t)j->g.P);
+}
 
 void conv2d_forward(const Conv2d *L, float *y, const float *x, const float *weight,
                     const float *bias, float *scratch) {
-    const ConvGeom g = conv_geom(L);
-    const bool pw = conv_pointwise(L);
-    const size_t in_sz = (size_t)L->in_c * L->win.in_h * L->win.in_w;
-    const size_t out_sz = (size_t)L->out_c * g.P;
-    float *xp = scratch, *col = pw ? NULL : scratch + round16(g.plane);
+    ConvJob j = {.L = L, .g = conv_geom(L), .out = y, .in = x, .weight = weight, .bias = bias,
+                 .scratch = scratch};
+    j.tasks = conv_tasks(L, &j.g);
+    if (L->n > 1 || j.tasks == 1) {
+        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, forward_example_task, &j, L->n);
+    } else if (L->out_c <= j.g.P && L->win.out_h >= j.tasks) {
+        pool_run(L->pool, forward_rows_task, &j, j.tasks);
+    } else { /* small plane, many channels: the col matrix is the smaller */
+        j.shared = worker_col(&j, 0);
+        if (!j.g.pw) pool_run(L->pool, im2col_units_task, &j, j.tasks);
+        pool_run(L->pool, forward_channels_task, &j, j.tasks);
+    }
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* dx channels [c0, c1) of example b: their dcol rows, then col2im. */
+static void dx_channels(const ConvJob *j, int b, int c0, int c1, int worker) {
+    const Conv2d *L = j->L;
+    const ConvGeom *g = &j->g;
+    const float *dy = j->in + (size_t)b * out_size(L, g);
+    float *dx = j->out + (size_t)b * in_size(L);
+    if (c0 >= c1) return;
+    float *dcol = g->pw ? dx + (size_t)c0 * g->P : worker_col(j, worker);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (c1 - c0) * g->kk, g->P, L->out_c, 1.0f,
+                j->weight + (size_t)c0 * g->kk, g->K, dy, g->P, 0.0f, dcol, g->P);
+    if (!g->pw) col2im(L, g, dx, dcol, (size_t)g->P, worker_xp(j, worker), c0, c1, 0, g->hp);
+}
+
+static void dx_example_task(void *ctx, int b, int worker) {
+    const ConvJob *j = ctx;
+    dx_channels(j, b, 0, j->L->in_c, worker);
+}
+
+static void dx_channels_task(void *ctx, int t, int worker) {
+    const ConvJob *j = ctx;
+    int c0, c1;
+    layers_split_range(j->L->in_c, 1, j->tasks, t, &c0, &c1);
+    dx_channels(j, 0, c0, c1, worker);
+}
+
+/* Fewer input channels than tasks: dcol by output rows, then col2im by rows. */
+static void dcol_rows_task(void *ctx, int t, int worker) {
+    (void)worker;
+    const ConvJob *j = ctx;
+    const int ow = j->L->win.out_w, P = j->g.P;
+    int oh0, oh1;
+    layers_split_range(j->L->win.out_h, 1, j->tasks, t, &oh0, &oh1);
+    if (oh0 < oh1)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->g.K, (oh1 - oh0) * ow,
+                    j->L->out_c, 1.0f, j->weight, j->g.K, j->in + (size_t)oh0 * ow, P, 0.0f,
+                    j->shared + (size_t)oh0 * ow, P);
+}
+
+static void col2im_rows_task(void *ctx, int t, int worker) {
+    const ConvJob *j = ctx;
+    int r0, r1;
+    layers_split_range(j->g.hp, 1, j->tasks, t, &r0, &r1);
+    if (r0 < r1)
+        col2im(j->L, &j->g, j->out, j->shared, (size_t)j->g.P, worker_xp(j, worker), 0,
+               j->L->in_c, r0, r1);
+}
+
+static void conv_input_gradient(const Conv2d *L, float *dx, const float *dy, const float *weight,
+                                float *scratch) {
+    ConvJob j = {.L = L, .g = conv_geom(L), .out = dx, .in = dy, .weight = weight,
+                 .scratch = scratch};
+    j.tasks = conv_tasks(L, &j.g);
+    if (L->n > 1 || j.tasks == 1) {
+        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, dx_example_task, &j, L->n);
+    } else if (L->in_c >= j.tasks) {
+        pool_run(L->pool, dx_channels_task, &j, j.tasks);
+    } else {
+        j.shared = j.g.pw ? dx : worker_col(&j, 0);
+        pool_run(L->pool, dcol_rows_task, &j, j.tasks);
+        if (!j.g.pw) pool_run(L->pool, col2im_rows_task, &j, j.tasks);
+    }
+}
+
+/* dW columns of units [u0, u1) (see im2col), summed over the examples. */
+static void dweight_task(void *ctx, int t, int worker) {
+    const ConvJob *j = ctx;
+    const Conv2d *L = j->L;
+    const ConvGeom *g = &j->g;
+    const int kw = L->win.kw;
+    int u0, u1;
+    layers_split_range(L->in_c * L->win.kh, 1, j->tasks, t, &u0, &u1);
+    if (u0 >= u1) return;
     for (int b = 0; b < L->n; b++) {
-        const float *xb = x + (size_t)b * in_sz;
-        float *yb = y + (size_t)b * out_sz;
-        if (!pw) im2col(L, &g, col, xb, xp);
-        if (bias)
-            for (int o = 0; o < L->out_c; o++) {
-                float *r = yb + (size_t)o * g.P, v = bias[o];
-                for (int p = 0; p < g.P; p++) r[p] = v;
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->out_c, g.P, g.K, 1.0f, weight,
-                    g.K, pw ? xb : col, g.P, bias ? 1.0f : 0.0f, yb, g.P);
+        const float *x = j->in + (size_t)b * in_size(L), *col = x + (size_t)u0 * g->P;
+        if (!g->pw) {
+            float *c = worker_col(j, worker);
+            im2col(L, g, c, (size_t)g->P, x, worker_xp(j, worker), u0, u1, 0, L->win.out_h);
+            col = c;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out_c, (u1 - u0) * kw, g->P, 1.0f,
+                    j->dy + (size_t)b * out_size(L, g), g->P, col, g->P, 1.0f,
+                    j->dw + (size_t)u0 * kw, g->K);
     }
 }
 
 void conv2d_backward(const Conv2d *L, float *dx, float *dweight, float *dbias,
                      const float *dy, const float *x, const float *weight, float *scratch) {
     const ConvGeom g = conv_geom(L);
-    const bool pw = conv_pointwise(L);
-    const size_t in_sz = (size_t)L->in_c * L->win.in_h * L->win.in_w;
-    const size_t out_sz = (size_t)L->out_c * g.P;
-    float *xp = scratch, *col = pw ? NULL : scratch + round16(g.plane);
-    for (int b = 0; b < L->n; b++) {
-        const float *dyb = dy + (size_t)b * out_sz;
-        if (dbias)
+    if (dbias)
+        for (int b = 0; b < L->n; b++)
             for (int o = 0; o < L->out_c; o++) {
-                const float *r = dyb + (size_t)o * g.P;
+                const float *r = dy + (size_t)b * out_size(L, &g) + (size_t)o * g.P;
                 double s = 0;
                 for (int p = 0; p < g.P; p++) s += r[p];
                 dbias[o] += (float)s;
             }
-        if (dweight) {
-            const float *xb = x + (size_t)b * in_sz;
-            if (!pw) im2col(L, &g, col, xb, xp);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out_c, g.K, g.P, 1.0f, dyb,
-                        g.P, pw ? xb : col, g.P, 1.0f, dweight, g.K);
-        }
-        if (dx) {
-            float *dxb = dx + (size_t)b * in_sz;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, g.P, L->out_c, 1.0f, weight,
-                        g.K, dyb, g.P, 0.0f, pw ? dxb : col, g.P);
-            if (!pw) col2im(L, &g, dxb, col, xp);
-        }
+    if (dweight) {
+        ConvJob j = {.L = L, .g = g, .tasks = conv_tasks(L, &g), .dw = dweight, .in = x,
+                     .dy = dy, .scratch = scratch};
+        pool_run(L->pool, dweight_task, &j, j.tasks);
     }
+    if (dx) conv_input_gradient(L, dx, dy, weight, scratch);
 }

@@ -1,5 +1,6 @@
 /* layers: window geometry, relu, linear, dropout, softmax cross-entropy.
  * conv2d is in conv.c, pools in pool.c, batchnorm and LRN in norm.c. */
+#include "../core/core.h"
 #include "layers.h"
 
 #include <cblas.h>
@@ -72,37 +73,81 @@ void relu_backward(float *dx, const float *dy, const float *x, size_t count, boo
 
 /* --------------------------------------------------------------- linear */
 
+typedef enum { LIN_FORWARD, LIN_DX, LIN_DWEIGHT } LinearPart;
+
+typedef struct {
+    const Linear *L;
+    LinearPart part;
+    float *y, *dx, *dw;
+    const float *x, *dy, *w, *b;
+    int tasks;
+} LinearJob;
+
+/* Outputs [o0, o1) of y (n rows, out apart). */
+static void linear_rows(const LinearJob *j, int o0, int o1) {
+    const Linear *L = j->L;
+    const float *w = j->w + (size_t)o0 * L->in;
+    const float beta = j->b ? 1.0f : 0.0f;
+    for (int b = 0; j->b && b < L->n; b++)
+        memcpy(j->y + (size_t)b * L->out + o0, j->b + o0, (size_t)(o1 - o0) * sizeof *j->y);
+    if (L->n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, L->in, 1.0f, w, L->in, j->x, 1, beta,
+                    j->y + o0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->n, o1 - o0, L->in, 1.0f, j->x,
+                    L->in, w, L->in, beta, j->y + o0, L->out);
+}
+
+/* Inputs [i0, i1) of dx = dy W. */
+static void linear_dx(const LinearJob *j, int i0, int i1) {
+    const Linear *L = j->L;
+    if (L->n == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, L->out, i1 - i0, 1.0f, j->w + i0, L->in, j->dy, 1,
+                    0.0f, j->dx + i0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->n, i1 - i0, L->out, 1.0f,
+                    j->dy, L->out, j->w + i0, L->in, 0.0f, j->dx + i0, L->in);
+}
+
+/* Rows [o0, o1) of dW += dy^T x. */
+static void linear_dweight(const LinearJob *j, int o0, int o1) {
+    const Linear *L = j->L;
+    float *dw = j->dw + (size_t)o0 * L->in;
+    if (L->n == 1)
+        cblas_sger(CblasRowMajor, o1 - o0, L->in, 1.0f, j->dy + o0, 1, j->x, 1, dw, L->in);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, L->in, L->n, 1.0f,
+                    j->dy + o0, L->out, j->x, L->in, 1.0f, dw, L->in);
+}
+
+static void linear_task(void *ctx, int t, int worker) {
+    (void)worker;
+    const LinearJob *j = ctx;
+    int lo, hi;
+    layers_split_range(j->part == LIN_DX ? j->L->in : j->L->out, 64, j->tasks, t, &lo, &hi);
+    if (lo >= hi) return;
+    if (j->part == LIN_FORWARD) linear_rows(j, lo, hi);
+    if (j->part == LIN_DX) linear_dx(j, lo, hi);
+    if (j->part == LIN_DWEIGHT) linear_dweight(j, lo, hi);
+}
+
+static int linear_tasks(const Linear *L) {
+    return layers_tasks(L->pool, (double)L->n * L->in * L->out);
+}
+
 void linear_forward(const Linear *L, float *y, const float *x, const float *weight,
                     const float *bias) {
-    if (L->n == 1) {
-        if (bias) memcpy(y, bias, (size_t)L->out * sizeof *y);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, L->out, L->in, 1.0f, weight, L->in, x, 1,
-                    bias ? 1.0f : 0.0f, y, 1);
-        return;
-    }
-    if (bias)
-        for (int b = 0; b < L->n; b++) memcpy(y + (size_t)b * L->out, bias, (size_t)L->out * sizeof *y);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->n, L->out, L->in, 1.0f, x, L->in,
-                weight, L->in, bias ? 1.0f : 0.0f, y, L->out);
+    LinearJob j = {.L = L, .part = LIN_FORWARD, .y = y, .x = x, .w = weight, .b = bias,
+                   .tasks = linear_tasks(L)};
+    pool_run(L->pool, linear_task, &j, j.tasks);
 }
 
 void linear_backward(const Linear *L, float *dx, float *dweight, float *dbias, const float *dy,
                      const float *x, const float *weight) {
-    if (dx) {
-        if (L->n == 1)
-            cblas_sgemv(CblasRowMajor, CblasTrans, L->out, L->in, 1.0f, weight, L->in, dy, 1,
-                        0.0f, dx, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->n, L->in, L->out, 1.0f, dy,
-                        L->out, weight, L->in, 0.0f, dx, L->in);
-    }
-    if (dweight) {
-        if (L->n == 1)
-            cblas_sger(CblasRowMajor, L->out, L->in, 1.0f, dy, 1, x, 1, dweight, L->in);
-        else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->out, L->in, L->n, 1.0f, dy,
-                        L->out, x, L->in, 1.0f, dweight, L->in);
-    }
+    LinearJob j = {.L = L, .dx = dx, .dw = dweight, .x = x, .dy = dy, .w = weight,
+                   .tasks = linear_tasks(L)};
+    if (dx) j.part = LIN_DX, pool_run(L->pool, linear_task, &j, j.tasks);
+    if (dweight) j.part = LIN_DWEIGHT, pool_run(L->pool, linear_task, &j, j.tasks);
     if (dbias)
         for (int o = 0; o < L->out; o++) {
             double s = 0;
@@ -189,6 +234,25 @@ void softmax_xent_backward(const SoftmaxXent *L, float *dlogits, const float *lo
 }
 
 /* -------------------------------------------------------------- helpers */
+
+int layers_workers(const Pool *pool) {
+    int n = pool_size(pool);
+    return n > 1 && openblas_get_num_threads() == 1 ? n : 1;
+}
+
+int layers_tasks(const Pool *pool, double work) {
+    int n = layers_workers(pool);
+    double shares = work / 4194304.0;
+    return shares >= n ? n : shares >= 1 ? (int)shares : 1;
+}
+
+void layers_split_range(int n, int align, int tasks, int t, int *lo, int *hi) {
+    int units = (n + align - 1) / align;
+    *lo = (int)((long)units * t / tasks) * align;
+    *hi = (int)((long)units * (t + 1) / tasks) * align;
+    *lo = *lo < n ? *lo : n;
+    *hi = *hi < n ? *hi : n;
+}
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void deinterleave2(float *restrict a, float *restrict b, const float *restrict s, int n) {

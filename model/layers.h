@@ -29,7 +29,9 @@
  *   all layers can serve every layer of a network (one per thread).
  * - Functions are reentrant: different threads may run layers concurrently
  *   on different scratch/output buffers. Large matrix products go through
- *   cblas_sgemm (OpenBLAS threads them itself).
+ *   cblas_sgemm. conv2d can split its work over a worker pool (Conv2d.pool);
+ *   it does so only while OpenBLAS runs one thread, else OpenBLAS threads
+ *   the products itself (two thread systems on two cores only fight).
  *
  * Spatial windows (conv2d, maxpool, avgpool)
  * ------------------------------------------
@@ -47,6 +49,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+typedef struct Pool Pool; /* core/core.h */
 
 /* ------------------------------------------------------------- geometry */
 
@@ -81,11 +85,16 @@ bool window2d_valid(const Window2d *w);
  * padding and the width stride are resolved once per input plane, so every
  * column row is a contiguous copy), then one sgemm [out_c x K] x [K x P]
  * with K = in_c*kh*kw, P = out_h*out_w. A 1x1 stride-1 unpadded conv skips
- * im2col. Backward: dcol = W^T dY (sgemm) then col2im; dW += dY col^T. */
+ * im2col. Backward: dcol = W^T dY (sgemm) then col2im; dW += dY col^T.
+ * With a pool of several workers and OpenBLAS at one thread, the sgemms
+ * and the im2col/col2im around them are cut into one task per worker
+ * (model/conv.c says how); every output is the same dot product either
+ * way, so results do not depend on the pool. */
 typedef struct {
     int n;            /* batch */
     int in_c, out_c;  /* channels */
     Window2d win;
+    Pool *pool;       /* borrowed; NULL: the calling thread (scratch depends on it) */
 } Conv2d;
 
 size_t conv2d_scratch_floats(const Conv2d *L);
@@ -182,9 +191,14 @@ void lrn_backward(const Lrn *L, float *dx, const float *dy, const float *x, floa
 
 /* -------------------------------------------------------------- linear */
 
-/* y[n, out] = x[n, in] W^T + b with W [out, in] (sgemv for n == 1). */
+/* y[n, out] = x[n, in] W^T + b with W [out, in] (sgemv for n == 1). With a
+ * pool and OpenBLAS at one thread, large products are cut into ranges of
+ * outputs (forward, dweight) or of inputs (dx) at multiples of 64, one serial
+ * BLAS call each: the same kernels sum in the same order, so results do not
+ * depend on the pool. */
 typedef struct {
     int n, in, out;
+    Pool *pool; /* borrowed; NULL: the calling thread */
 } Linear;
 
 /* bias may be NULL. */
@@ -229,6 +243,18 @@ void softmax_xent_backward(const SoftmaxXent *L, float *dlogits, const float *lo
 
 /* dst += src (for gradients of layers with several consumers). */
 void layers_add(float *dst, const float *src, size_t count);
+
+/* Internal (conv.c, layers.c): workers a layer may cut its BLAS work over:
+ * pool_size(pool) while OpenBLAS runs one thread, else 1. */
+int layers_workers(const Pool *pool);
+/* Internal: tasks for a product of `work` multiply-adds: one per worker while
+ * each keeps >= 2^22. Smaller shares are not worth a hand-off, and OpenBLAS
+ * runs small products through other kernels that round differently, so
+ * cutting those would change the result. */
+int layers_tasks(const Pool *pool, double work);
+/* Internal: task t of `tasks` gets [*lo, *hi) of [0, n), cut at multiples
+ * of align. */
+void layers_split_range(int n, int align, int tasks, int t, int *lo, int *hi);
 
 /* Internal (conv.c, pool.c): splits a row into its stride phases.
  * d[q*wq + j] = row[first + q + j*sw] for q < sw, j < wq where that index is

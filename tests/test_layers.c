@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "../core/core.h"
 #include "../model/layers.h"
 #include "test.h"
@@ -125,7 +127,7 @@ static const ConvCase conv_cases[] = {
 };
 
 static int conv_make(Conv2d *L, const ConvCase *c) {
-    L->n = c->n, L->in_c = c->ci, L->out_c = c->co;
+    L->n = c->n, L->in_c = c->ci, L->out_c = c->co, L->pool = NULL;
     return window2d_init(&L->win, c->h, c->w, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw);
 }
 
@@ -228,6 +230,100 @@ TEST(layers_conv_gradients) {
         free(c.x), free(c.w), free(c.b), free(c.y), free(c.r), free(c.s);
         free(dx), free(dw), free(db), free(dw2), free(db2), free(dx2);
     }
+}
+
+/* With a pool (and OpenBLAS at one thread) conv2d cuts its sgemms into one
+ * task per worker: by output rows, by output channels, by input channels or
+ * by dcol columns for a one-channel input, and the weight gradient by kernel
+ * rows. Every output is the same dot product, so the results must equal the
+ * serial ones bit for bit. The cases reach each of those splits (a product
+ * is only cut into shares of >= 2^22 multiply-adds). */
+static const ConvCase pool_cases[] = {
+    {1, 1, 48, 60, 300, 7, 14, 3, 3, PAD_SAME, PAD_SAME}, /* conv0: rows; dcol columns */
+    {1, 32, 64, 24, 40, 4, 8, 2, 2, PAD_SAME, PAD_SAME},  /* conv1: rows; input channels */
+    {1, 128, 512, 3, 8, 2, 5, 1, 1, PAD_SAME, PAD_SAME},  /* conv3: output channels */
+    {1, 512, 512, 4, 8, 1, 1, 1, 1, 0, 0},                /* pointwise, output channels */
+    {1, 1, 2, 4, 5, 1, 1, 1, 1, 0, 0},                    /* too small to cut */
+    {3, 2, 3, 9, 8, 4, 8, 2, 2, PAD_SAME, PAD_SAME},      /* batch: by example */
+};
+
+/* A pool of n workers with OpenBLAS at one thread (so the layers use it). */
+static Pool *blas_serial_pool(int n, int *old_threads) {
+    *old_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return pool_create(n);
+}
+
+static void blas_serial_pool_end(Pool *pool, int old_threads) {
+    pool_free(pool);
+    openblas_set_num_threads(old_threads);
+}
+
+static void conv_run_all(const Conv2d *L, const float *x, const float *wt, const float *b,
+                         const float *dy, float *y, float *dx, float *dw, float *db) {
+    float *s = exact(conv2d_scratch_floats(L));
+    size_t nw = (size_t)L->out_c * L->in_c * L->win.kh * L->win.kw;
+    memset(dw, 0, nw * sizeof *dw);
+    memset(db, 0, (size_t)L->out_c * sizeof *db);
+    conv2d_forward(L, y, x, wt, b, s);
+    conv2d_backward(L, dx, dw, db, dy, x, wt, s);
+    free(s);
+}
+
+TEST(layers_conv_pool_matches_serial) {
+    Rng r;
+    rng_seed(&r, 9);
+    int old_threads;
+    Pool *pool = blas_serial_pool(3, &old_threads);
+    for (size_t ci = 0; ci < sizeof pool_cases / sizeof pool_cases[0]; ci++) {
+        Conv2d L;
+        REQUIRE(t, conv_make(&L, &pool_cases[ci]) == 0, "case %zu geometry", ci);
+        size_t nx = conv_in_size(&L), ny = conv_out_size(&L);
+        size_t nw = (size_t)L.out_c * L.in_c * L.win.kh * L.win.kw, nb = (size_t)L.out_c;
+        float *x = rnd(&r, nx, -1, 1), *wt = rnd(&r, nw, -1, 1), *b = rnd(&r, nb, -1, 1);
+        float *dy = rnd(&r, ny, -1, 1);
+        float *y[2], *dx[2], *dw[2], *db[2];
+        for (int k = 0; k < 2; k++) {
+            y[k] = rnd(&r, ny, 5, 6), dx[k] = rnd(&r, nx, 5, 6); /* overwritten */
+            dw[k] = zeros(nw), db[k] = zeros(nb);
+            L.pool = k ? pool : NULL;
+            conv_run_all(&L, x, wt, b, dy, y[k], dx[k], dw[k], db[k]);
+        }
+        CHECK(t, memcmp(y[0], y[1], ny * sizeof(float)) == 0, "case %zu: y differs", ci);
+        CHECK(t, memcmp(dx[0], dx[1], nx * sizeof(float)) == 0, "case %zu: dx differs", ci);
+        CHECK(t, memcmp(dw[0], dw[1], nw * sizeof(float)) == 0, "case %zu: dweight differs", ci);
+        CHECK(t, memcmp(db[0], db[1], nb * sizeof(float)) == 0, "case %zu: dbias differs", ci);
+        free(x), free(wt), free(b), free(dy);
+        for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]), free(db[k]);
+    }
+    blas_serial_pool_end(pool, old_threads);
+}
+
+/* The same for linear, cut by outputs (forward, dweight) and by inputs (dx). */
+TEST(layers_linear_pool_matches_serial) {
+    static const int cases[][3] = {{1, 4160, 2100}, {8, 1100, 1000}}; /* n, in, out */
+    Rng r;
+    rng_seed(&r, 10);
+    int old_threads;
+    Pool *pool = blas_serial_pool(2, &old_threads);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Linear L = {cases[k][0], cases[k][1], cases[k][2], NULL};
+        size_t nx = (size_t)L.n * L.in, ny = (size_t)L.n * L.out, nw = (size_t)L.in * L.out;
+        float *x = rnd(&r, nx, -1, 1), *wt = rnd(&r, nw, -1, 1), *b = rnd(&r, L.out, -1, 1);
+        float *dy = rnd(&r, ny, -1, 1), *y[2], *dx[2], *dw[2];
+        for (int p = 0; p < 2; p++) {
+            y[p] = zeros(ny), dx[p] = zeros(nx), dw[p] = zeros(nw);
+            L.pool = p ? pool : NULL;
+            linear_forward(&L, y[p], x, wt, b);
+            linear_backward(&L, dx[p], dw[p], NULL, dy, x, wt);
+        }
+        CHECK(t, memcmp(y[0], y[1], ny * sizeof(float)) == 0, "case %zu: y differs", k);
+        CHECK(t, memcmp(dx[0], dx[1], nx * sizeof(float)) == 0, "case %zu: dx differs", k);
+        CHECK(t, memcmp(dw[0], dw[1], nw * sizeof(float)) == 0, "case %zu: dweight differs", k);
+        free(x), free(wt), free(b), free(dy);
+        for (int p = 0; p < 2; p++) free(y[p]), free(dx[p]), free(dw[p]);
+    }
+    blas_serial_pool_end(pool, old_threads);
 }
 
 /* ----------------------------------------------------------------- relu */
@@ -600,7 +696,7 @@ TEST(layers_linear) {
     rng_seed(&r, 8);
     static const int cases[][3] = {{1, 37, 11}, {3, 20, 7}, {2, 1, 5}};
     for (size_t k = 0; k < 3; k++) {
-        LinCtx c = {.L = {cases[k][0], cases[k][1], cases[k][2]}};
+        LinCtx c = {.L = {cases[k][0], cases[k][1], cases[k][2], NULL}};
         size_t nx = (size_t)c.L.n * c.L.in, ny = (size_t)c.L.n * c.L.out,
                nw = (size_t)c.L.in * c.L.out;
         c.x = rnd(&r, nx, -1, 1), c.w = rnd(&r, nw, -1, 1), c.b = rnd(&r, c.L.out, -1, 1);
@@ -800,7 +896,7 @@ static int golden_build(TestCtx *t, Golden *g, GState *s, size_t *scratch_floats
             if (!st->w || !st->b || !st->mean || !st->var) return -1;
             break;
         case G_CONV:
-            st->conv = (Conv2d){1, c, l->out, {0}};
+            st->conv = (Conv2d){1, c, l->out, {0}, NULL};
             if (window2d_init(&st->conv.win, h, w, l->kh, l->kw, l->s, l->s, PAD_SAME, PAD_SAME))
                 return -1;
             snprintf(nm, sizeof nm, "%s.weight", l->name);
@@ -823,7 +919,7 @@ static int golden_build(TestCtx *t, Golden *g, GState *s, size_t *scratch_floats
             c = c * h * w, h = w = 1;
             break;
         case G_LIN:
-            st->lin = (Linear){1, c, l->out};
+            st->lin = (Linear){1, c, l->out, NULL};
             snprintf(nm, sizeof nm, "%s.weight", l->name), st->w = gload(t, g, nm, (size_t)l->out * c);
             snprintf(nm, sizeof nm, "%s.bias", l->name), st->b = gload(t, g, nm, (size_t)l->out);
             if (!st->w || !st->b) return -1;
