@@ -17,6 +17,7 @@ typedef struct {
         Dropout drop;
     } u;
     size_t in_count, out_count; /* values over the whole batch */
+    LayerOp op;
 } LayerRun;
 
 struct NetworkWork {
@@ -34,6 +35,8 @@ struct NetworkWork {
     float **save_mean, **save_invstd; /* batchnorm in training */
     uint64_t *seed;      /* dropout seed of the last training forward, per layer */
     float *scratch;
+    size_t scratch_floats;
+    Pool *pool; /* borrowed, may be NULL */
     float *d_input;
     const float *input; /* of the last forward (borrowed) */
     bool *needed, *aliased;
@@ -54,9 +57,10 @@ static size_t setup_run(const Network *net, int i, int batch, LayerRun *r) {
     int in_numel = in[0] * in[1] * in[2], hw = in[1] * in[2];
     r->in_count = (size_t)batch * in_numel;
     r->out_count = (size_t)batch * l->out_shape[0] * l->out_shape[1] * l->out_shape[2];
+    r->op = l->op;
     switch (l->op) {
     case OP_CONV2D:
-        r->u.conv = (Conv2d){batch, in[0], l->out_features, window_of(l, in)};
+        r->u.conv = (Conv2d){batch, in[0], l->out_features, window_of(l, in), NULL};
         return conv2d_scratch_floats(&r->u.conv);
     case OP_MAXPOOL:
     case OP_AVGPOOL: r->u.pool = (Pool2d){batch, in[0], window_of(l, in)}; return 0;
@@ -67,7 +71,7 @@ static size_t setup_run(const Network *net, int i, int batch, LayerRun *r) {
         r->u.lrn = (Lrn){batch, in[0], hw, l->lrn_radius, (float)l->lrn_bias, (float)l->lrn_alpha,
                          (float)l->lrn_beta};
         return lrn_scratch_floats(&r->u.lrn);
-    case OP_LINEAR: r->u.lin = (Linear){batch, in_numel, l->out_features}; return 0;
+    case OP_LINEAR: r->u.lin = (Linear){batch, in_numel, l->out_features, NULL}; return 0;
     case OP_DROPOUT: r->u.drop = (Dropout){r->out_count, (float)l->dropout_p}; return 0;
     default: return 0;
     }
@@ -106,6 +110,7 @@ NetworkWork *network_work_create(const Network *net, int batch, bool training) {
             w->save_invstd[i] = alloc_floats((size_t)r->u.bn.c);
         }
     }
+    w->scratch_floats = scratch;
     w->scratch = alloc_floats(scratch ? scratch : 1);
     w->grad_tmp = alloc_floats(largest);
     w->d_input = alloc_floats((size_t)batch * architecture_stage_numel(a, -1));
@@ -139,6 +144,24 @@ void network_work_free(NetworkWork *w) {
 
 int network_work_batch(const NetworkWork *w) { return w->batch; }
 
+void network_work_set_pool(NetworkWork *w, Pool *pool) {
+    w->pool = pool;
+    size_t need = w->scratch_floats;
+    for (int i = 0; i < w->n_layers; i++) {
+        LayerRun *r = &w->run[i];
+        if (r->op == OP_LINEAR) r->u.lin.pool = pool;
+        if (r->op != OP_CONV2D) continue;
+        r->u.conv.pool = pool;
+        size_t s = conv2d_scratch_floats(&r->u.conv);
+        need = s > need ? s : need;
+    }
+    if (need > w->scratch_floats) {
+        free(w->scratch);
+        w->scratch = alloc_floats(need);
+        w->scratch_floats = need;
+    }
+}
+
 /* Marks the layers on the paths from the input to each target. */
 static void mark_needed(const Network *net, NetworkWork *w, const int *targets, int n_targets) {
     memset(w->needed, 0, (size_t)w->n_layers * sizeof(bool));
@@ -152,6 +175,62 @@ static const float *input_act(const Network *net, const NetworkWork *w, int i) {
     return in < 0 ? w->input : w->act[in];
 }
 
+/* relu, maxpool and avgpool are independent per value or per plane: the
+ * graph cuts them into sub-calls of the serial kernels over the pool, one
+ * per worker, when each share has >= SPLIT_MIN input values (a hand-off
+ * costs about what 10^4-10^5 values of such work do). */
+#define SPLIT_MIN 65536
+
+typedef struct {
+    const LayerRun *r;
+    bool backward;
+    const float *x, *y, *dy; /* y: relu's output (its backward mask) */
+    float *out;              /* y (forward) or dx (backward) */
+    int32_t *argmax;
+    size_t units; /* values (relu) or planes (pools) */
+    int tasks;
+} SplitJob;
+
+static void split_part(const SplitJob *j, size_t lo, size_t hi) {
+    const LayerRun *r = j->r;
+    if (r->op == OP_RELU) {
+        if (j->backward)
+            relu_backward(j->out + lo, j->dy + lo, j->y + lo, hi - lo, false);
+        else
+            relu_forward(j->out + lo, j->x + lo, hi - lo);
+        return;
+    }
+    Pool2d sub = r->u.pool;
+    sub.n = 1, sub.c = (int)(hi - lo);
+    const size_t ip = (size_t)sub.win.in_h * sub.win.in_w, op = (size_t)sub.win.out_h * sub.win.out_w;
+    int32_t *am = j->argmax ? j->argmax + lo * op : NULL;
+    if (r->op == OP_MAXPOOL && j->backward)
+        maxpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op, am, j->x + lo * ip);
+    else if (r->op == OP_MAXPOOL)
+        maxpool2d_forward(&sub, j->out + lo * op, am, j->x + lo * ip);
+    else if (j->backward)
+        avgpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op);
+    else
+        avgpool2d_forward(&sub, j->out + lo * op, j->x + lo * ip);
+}
+
+static void split_task(void *ctx, int t, int worker) {
+    (void)worker;
+    const SplitJob *j = ctx;
+    size_t align = j->r->op == OP_RELU ? 16 : 1; /* whole cache lines per share */
+    size_t lo = j->units * (size_t)t / (size_t)j->tasks / align * align;
+    size_t hi = t + 1 == j->tasks ? j->units : j->units * (size_t)(t + 1) / (size_t)j->tasks / align * align;
+    if (lo < hi) split_part(j, lo, hi);
+}
+
+static void run_split(NetworkWork *w, SplitJob *j) {
+    const LayerRun *r = j->r;
+    j->units = r->op == OP_RELU ? r->out_count : (size_t)r->u.pool.n * (size_t)r->u.pool.c;
+    size_t shares = r->in_count / SPLIT_MIN, workers = (size_t)pool_size(w->pool);
+    j->tasks = (int)(shares < workers ? (shares ? shares : 1) : workers);
+    pool_run(w->pool, split_task, j, j->tasks);
+}
+
 static void layer_forward(const Network *net, NetworkWork *w, int i) {
     const LayerSpec *l = &net->arch.layers[i];
     const LayerParams *p = &net->params[i];
@@ -160,9 +239,9 @@ static void layer_forward(const Network *net, NetworkWork *w, int i) {
     float *y = w->act[i];
     switch (l->op) {
     case OP_CONV2D: conv2d_forward(&r->u.conv, y, x, p->weight, p->bias, w->scratch); break;
-    case OP_RELU: relu_forward(y, x, r->out_count); break;
-    case OP_MAXPOOL: maxpool2d_forward(&r->u.pool, y, w->argmax[i], x); break;
-    case OP_AVGPOOL: avgpool2d_forward(&r->u.pool, y, x); break;
+    case OP_RELU:
+    case OP_MAXPOOL:
+    case OP_AVGPOOL: run_split(w, &(SplitJob){.r = r, .x = x, .out = y, .argmax = w->argmax[i]}); break;
     case OP_BATCHNORM:
         if (w->training)
             batchnorm_train_forward(&r->u.bn, y, x, p->weight, p->bias, p->mean, p->var,
@@ -261,9 +340,12 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     float *dx = dx_destination(w, l->input);
     switch (l->op) {
     case OP_CONV2D: conv2d_backward(&r->u.conv, dx, dw, db, dy, x, p->weight, w->scratch); break;
-    case OP_RELU: relu_backward(dx, dy, w->act[i], r->out_count, false); break;
-    case OP_MAXPOOL: maxpool2d_backward(&r->u.pool, dx, dy, w->argmax[i], x); break;
-    case OP_AVGPOOL: avgpool2d_backward(&r->u.pool, dx, dy); break;
+    case OP_RELU:
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+        run_split(w, &(SplitJob){.r = r, .backward = true, .x = x, .y = w->act[i], .dy = dy,
+                                 .out = dx, .argmax = w->argmax[i]});
+        break;
     case OP_BATCHNORM:
         if (w->training)
             batchnorm_train_backward(&r->u.bn, dx, dw, db, dy, x, p->weight, w->save_mean[i],

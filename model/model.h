@@ -175,6 +175,11 @@ typedef struct NetworkWork NetworkWork;
 NetworkWork *network_work_create(const Network *net, int batch, bool training);
 void network_work_free(NetworkWork *w);
 int network_work_batch(const NetworkWork *w);
+/* Workers the layers may split their work over (borrowed; NULL, the
+ * default: the calling thread, with OpenBLAS threading the matrix products).
+ * The pool's workers must not be running this network. Not in a step loop:
+ * it may reallocate scratch. */
+void network_work_set_pool(NetworkWork *w, Pool *pool);
 /* Seed for dropout masks of the next training forward. */
 void network_set_step_seed(NetworkWork *w, uint64_t seed);
 

@@ -14,6 +14,7 @@ int model_run_init(ModelRun *m, const Network *net, Pool *pool, Error *err) {
     if (!m->coch) return -1;
     m->coch_work = cochleagram_work_create(m->coch, pool_size(pool));
     m->net_work = network_work_create(net, 1, false);
+    network_work_set_pool(m->net_work, pool); /* used while OpenBLAS runs one thread */
     m->n_coch = (size_t)cochleagram_channels(m->coch) * cochleagram_frames(m->coch);
     m->coch_out = alloc_floats(m->n_coch);
     m->d_coch = alloc_floats(m->n_coch);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "../model/model.h"
 #include "test.h"
 
@@ -235,5 +237,70 @@ TEST(network_load_errors_name_the_problem) {
                  strstr(err.msg, "/nonexistent.safetensors"), "%s", err.msg);
     CHECK(t, network_stage_index(&net, "nope", &err) == -2 && strstr(err.msg, "a/final"),
           "unknown stage message: %s", err.msg);
+    network_free(&net);
+}
+
+/* With a pool and OpenBLAS at one thread, the layers cut their work over the
+ * workers (conv and linear inside their products, the graph relu and pools
+ * by planes). Every value must come out bit for bit as without the pool.
+ * Layers wide enough on the cochleagram_1 input that each kind is cut. */
+static const char *wide_arch =
+    "{\"name\": \"wide\", \"input\": [1, %d, %d], \"layers\": ["
+    "{\"name\": \"conv0\", \"op\": \"conv2d\", \"out\": 16, \"kernel\": [7, 14], \"stride\": [3, 3]},"
+    "{\"name\": \"relu0\", \"op\": \"relu\"},"
+    "{\"name\": \"pool0\", \"op\": \"maxpool\", \"kernel\": [2, 5], \"stride\": [2, 2]},"
+    "{\"name\": \"conv1\", \"op\": \"conv2d\", \"out\": 32, \"kernel\": [4, 8], \"stride\": [2, 2]},"
+    "{\"name\": \"relu1\", \"op\": \"relu\"},"
+    "{\"name\": \"conv2\", \"op\": \"conv2d\", \"out\": 512, \"kernel\": [2, 5]},"
+    "{\"name\": \"relu2\", \"op\": \"relu\"},"
+    "{\"name\": \"avg\", \"op\": \"avgpool\", \"kernel\": [2, 5], \"stride\": [2, 2]},"
+    "{\"name\": \"flatten\", \"op\": \"flatten\"},"
+    "{\"name\": \"fc\", \"op\": \"linear\", \"out\": 400},"
+    "{\"name\": \"relufc\", \"op\": \"relu\"},"
+    "{\"name\": \"final\", \"op\": \"linear\", \"out\": 10}],"
+    "\"outputs\": {\"out\": \"final\"}}";
+
+TEST(network_pool_matches_serial) {
+    Error err = {0};
+    FrontEndConfig fe;
+    front_end_config_preset("cochleagram_1", &fe, &err);
+    Cochleagram *c = cochleagram_create(&fe, &err);
+    REQUIRE(t, c != NULL, "%s", err.msg);
+    char json[2048];
+    snprintf(json, sizeof json, wide_arch, cochleagram_channels(c), cochleagram_frames(c));
+    cochleagram_free(c);
+    Network net;
+    REQUIRE(t, network_from_architecture(&net, json, &fe, &err) == 0, "%s", err.msg);
+    network_init_random(&net, 11);
+    int old_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    Pool *pool = pool_create(2);
+    NetworkWork *w[2] = {network_work_create(&net, 1, false), network_work_create(&net, 1, false)};
+    network_work_set_pool(w[1], pool);
+    Rng r;
+    rng_seed(&r, 12);
+    size_t n_in = (size_t)architecture_stage_numel(&net.arch, -1);
+    float *x = noise(&r, n_in, 1.0), *g = alloc_floats(n_in);
+    const char *stages[] = {"relu0", "relu2", "final"};
+    for (int s = 0; s < 3; s++) {
+        int stage = network_stage_index(&net, stages[s], &err);
+        size_t k = (size_t)architecture_stage_numel(&net.arch, stage);
+        float *cot = noise(&r, k, 1.0);
+        const float *cots[1] = {cot};
+        for (int p = 0; p < 2; p++) network_forward(&net, w[p], x, &stage, 1);
+        for (int i = 0; i <= stage; i++)
+            CHECK(t, memcmp(network_activation(w[0], i), network_activation(w[1], i),
+                            (size_t)architecture_stage_numel(&net.arch, i) * sizeof(float)) == 0,
+                  "stage %s: activation of %s differs", stages[s], net.arch.layers[i].name);
+        memcpy(g, network_backward(&net, w[0], &stage, cots, 1, s == 0, NULL), n_in * sizeof(float));
+        CHECK(t, memcmp(g, network_backward(&net, w[1], &stage, cots, 1, s == 0, NULL),
+                        n_in * sizeof(float)) == 0,
+              "stage %s: input gradient differs", stages[s]);
+        free(cot);
+    }
+    free(x), free(g);
+    network_work_free(w[0]), network_work_free(w[1]);
+    pool_free(pool);
+    openblas_set_num_threads(old_threads);
     network_free(&net);
 }
