@@ -25,7 +25,12 @@
  *     split by dcol columns, then col2im by rows of the plane;
  *   - weight gradient: by (channel, kernel row) units of K, i.e. by columns
  *     of dW, each task looping over the examples (no races, no reduction);
- *   - forward and input gradient of a batch: by example.
+ *   - forward and input gradient of a batch: by groups of examples.
+ * A batch is taken G examples at a time, side by side as the columns of one
+ * product (col[K][G*P], aiming at GROUP_COLS columns): a 2x9 plane alone
+ * gives 18-column sgemms that run at a half to a fifth of the speed. The
+ * forward computes into a [out_c][G*P] buffer scattered to y, the backward
+ * gathers dy into one first.
  * Each output element stays one sgemm dot product over the same K, so the
  * result does not depend on the number of workers. With OpenBLAS threaded,
  * everything is one task on the calling thread and OpenBLAS threads the
@@ -39,13 +44,17 @@
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+#define GROUP_COLS 512 /* columns a batch's product aims for */
+
 typedef struct {
     int hp, wq;    /* phase plane: rows, columns per phase */
     size_t row;    /* floats per padded row: sw * wq */
     size_t plane;  /* hp * row */
     int K, P, kk;  /* kk = kh * kw */
-    bool pw;       /* pointwise: the input plane is already the col matrix */
-    size_t stride; /* scratch floats per worker: phase plane + col */
+    int G, groups; /* examples per product, products per batch */
+    bool pw;       /* pointwise, one example at a time: x is already the col matrix */
+    size_t col;    /* floats of col: K * G * P */
+    size_t stride; /* scratch floats per worker: phase plane, col, [out_c][G*P] buffer */
 } ConvGeom;
 
 /* 1x1, stride 1, no padding: the input plane is already the col matrix. */
@@ -65,8 +74,14 @@ static ConvGeom conv_geom(const Conv2d *L) {
     g.kk = w->kh * w->kw;
     g.K = L->in_c * g.kk;
     g.P = w->out_h * w->out_w;
-    g.pw = conv_pointwise(L);
-    g.stride = g.pw ? 0 : round16(g.plane) + round16((size_t)g.K * (size_t)g.P);
+    long groups = ((long)L->n * g.P + GROUP_COLS - 1) / GROUP_COLS;
+    groups = groups < 1 ? 1 : groups > L->n ? L->n : groups;
+    g.G = (int)((L->n + groups - 1) / groups);
+    g.groups = (L->n + g.G - 1) / g.G;
+    g.pw = conv_pointwise(L) && g.G == 1;
+    g.col = (size_t)g.K * (size_t)g.G * (size_t)g.P;
+    g.stride = g.pw ? 0 : round16(g.plane) + round16(g.col);
+    if (g.G > 1) g.stride += round16((size_t)L->out_c * (size_t)g.G * (size_t)g.P);
     return g;
 }
 
@@ -74,9 +89,9 @@ size_t conv2d_scratch_floats(const Conv2d *L) {
     return (size_t)pool_size(L->pool) * conv_geom(L).stride;
 }
 
-/* Tasks for one example's product (see the top of the file). */
-static int conv_tasks(const Conv2d *L, const ConvGeom *g) {
-    return layers_tasks(L->pool, (double)L->out_c * g->K * g->P);
+/* Tasks to cut a product with `cols` columns into (see the top of the file). */
+static int conv_tasks(const Conv2d *L, const ConvGeom *g, int cols) {
+    return layers_tasks(L->pool, (double)L->out_c * g->K * cols);
 }
 
 /* ------------------------------------------------------ phase plane */
@@ -221,6 +236,9 @@ static float *worker_xp(const ConvJob *j, int worker) {
 static float *worker_col(const ConvJob *j, int worker) {
     return worker_xp(j, worker) + round16(j->g.plane);
 }
+static float *worker_tmp(const ConvJob *j, int worker) {
+    return worker_col(j, worker) + round16(j->g.col);
+}
 
 static size_t in_size(const Conv2d *L) { return (size_t)L->in_c * L->win.in_h * L->win.in_w; }
 static size_t out_size(const Conv2d *L, const ConvGeom *g) { return (size_t)L->out_c * g->P; }
@@ -256,9 +274,50 @@ static void forward_rows(const ConvJob *j, int b, int oh0, int oh1, int worker) 
     gemm_forward(j, y + (size_t)oh0 * ow, 0, L->out_c, np, col, (size_t)np);
 }
 
-static void forward_example_task(void *ctx, int b, int worker) {
+/* [out_c][n*P] buffer <-> examples b0 .. b0+n of t ([n][out_c][P]), + bias. */
+static void group_scatter(const ConvJob *j, float *t, const float *buf, int b0, int n,
+                          const float *bias) {
+    const int M = j->L->out_c, P = j->g.P;
+    for (int b = 0; b < n; b++)
+        for (int m = 0; m < M; m++) {
+            float *d = t + ((size_t)(b0 + b) * M + m) * P;
+            const float *s = buf + (size_t)m * n * P + (size_t)b * P, v = bias ? bias[m] : 0.0f;
+            for (int p = 0; p < P; p++) d[p] = s[p] + v;
+        }
+}
+
+static void group_gather(const ConvJob *j, float *buf, const float *t, int b0, int n) {
+    const int M = j->L->out_c, P = j->g.P;
+    for (int b = 0; b < n; b++)
+        for (int m = 0; m < M; m++)
+            memcpy(buf + (size_t)m * n * P + (size_t)b * P, t + ((size_t)(b0 + b) * M + m) * P,
+                   (size_t)P * sizeof *buf);
+}
+
+/* col rows of units [u0, u1) for examples b0 .. b0+n, side by side. */
+static void group_im2col(const ConvJob *j, float *col, int b0, int n, int u0, int u1,
+                         int worker) {
+    const Conv2d *L = j->L;
+    for (int b = 0; b < n; b++)
+        im2col(L, &j->g, col + (size_t)b * j->g.P, (size_t)n * j->g.P,
+               j->in + (size_t)(b0 + b) * in_size(L), worker_xp(j, worker), u0, u1, 0,
+               L->win.out_h);
+}
+
+/* Task t: examples [t*G, t*G + G) as one product. */
+static void forward_group_task(void *ctx, int t, int worker) {
     const ConvJob *j = ctx;
-    forward_rows(j, b, 0, j->L->win.out_h, worker);
+    const Conv2d *L = j->L;
+    const int b0 = t * j->g.G, n = L->n - b0 < j->g.G ? L->n - b0 : j->g.G, cols = n * j->g.P;
+    if (n == 1) {
+        forward_rows(j, b0, 0, L->win.out_h, worker);
+        return;
+    }
+    float *col = worker_col(j, worker), *buf = worker_tmp(j, worker);
+    group_im2col(j, col, b0, n, 0, L->in_c * L->win.kh, worker);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->out_c, cols, j->g.K, 1.0f,
+                j->weight, j->g.K, col, cols, 0.0f, buf, cols);
+    group_scatter(j, j->out, buf, b0, n, j->bias);
 }
 
 static void forward_rows_task(void *ctx, int t, int worker) {
@@ -290,9 +349,10 @@ void conv2d_forward(const Conv2d *L, float *y, const float *x, const float *weig
                     const float *bias, float *scratch) {
     ConvJob j = {.L = L, .g = conv_geom(L), .out = y, .in = x, .weight = weight, .bias = bias,
                  .scratch = scratch};
-    j.tasks = conv_tasks(L, &j.g);
+    j.tasks = conv_tasks(L, &j.g, j.g.P);
     if (L->n > 1 || j.tasks == 1) {
-        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, forward_example_task, &j, L->n);
+        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, forward_group_task, &j,
+                 j.g.groups);
     } else if (L->out_c <= j.g.P && L->win.out_h >= j.tasks) {
         pool_run(L->pool, forward_rows_task, &j, j.tasks);
     } else { /* small plane, many channels: the col matrix is the smaller */
@@ -317,9 +377,22 @@ static void dx_channels(const ConvJob *j, int b, int c0, int c1, int worker) {
     if (!g->pw) col2im(L, g, dx, dcol, (size_t)g->P, worker_xp(j, worker), c0, c1, 0, g->hp);
 }
 
-static void dx_example_task(void *ctx, int b, int worker) {
+static void dx_group_task(void *ctx, int t, int worker) {
     const ConvJob *j = ctx;
-    dx_channels(j, b, 0, j->L->in_c, worker);
+    const Conv2d *L = j->L;
+    const ConvGeom *g = &j->g;
+    const int b0 = t * g->G, n = L->n - b0 < g->G ? L->n - b0 : g->G, cols = n * g->P;
+    if (n == 1) {
+        dx_channels(j, b0, 0, L->in_c, worker);
+        return;
+    }
+    float *dcol = worker_col(j, worker), *buf = worker_tmp(j, worker);
+    group_gather(j, buf, j->in, b0, n);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->K, cols, L->out_c, 1.0f, j->weight,
+                g->K, buf, cols, 0.0f, dcol, cols);
+    for (int b = 0; b < n; b++)
+        col2im(L, g, j->out + (size_t)(b0 + b) * in_size(L), dcol + (size_t)b * g->P,
+               (size_t)cols, worker_xp(j, worker), 0, L->in_c, 0, g->hp);
 }
 
 static void dx_channels_task(void *ctx, int t, int worker) {
@@ -355,9 +428,9 @@ static void conv_input_gradient(const Conv2d *L, float *dx, const float *dy, con
                                 float *scratch) {
     ConvJob j = {.L = L, .g = conv_geom(L), .out = dx, .in = dy, .weight = weight,
                  .scratch = scratch};
-    j.tasks = conv_tasks(L, &j.g);
+    j.tasks = conv_tasks(L, &j.g, j.g.P);
     if (L->n > 1 || j.tasks == 1) {
-        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, dx_example_task, &j, L->n);
+        pool_run(layers_workers(L->pool) > 1 ? L->pool : NULL, dx_group_task, &j, j.g.groups);
     } else if (L->in_c >= j.tasks) {
         pool_run(L->pool, dx_channels_task, &j, j.tasks);
     } else {
@@ -376,16 +449,20 @@ static void dweight_task(void *ctx, int t, int worker) {
     int u0, u1;
     layers_split_range(L->in_c * L->win.kh, 1, j->tasks, t, &u0, &u1);
     if (u0 >= u1) return;
-    for (int b = 0; b < L->n; b++) {
-        const float *x = j->in + (size_t)b * in_size(L), *col = x + (size_t)u0 * g->P;
+    for (int b0 = 0; b0 < L->n; b0 += g->G) {
+        const int n = L->n - b0 < g->G ? L->n - b0 : g->G, cols = n * g->P;
+        const float *col = j->in + (size_t)b0 * in_size(L) + (size_t)u0 * g->P; /* pointwise */
+        const float *dy = j->dy + (size_t)b0 * out_size(L, g);
         if (!g->pw) {
-            float *c = worker_col(j, worker);
-            im2col(L, g, c, (size_t)g->P, x, worker_xp(j, worker), u0, u1, 0, L->win.out_h);
-            col = c;
+            group_im2col(j, worker_col(j, worker), b0, n, u0, u1, worker);
+            col = worker_col(j, worker);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out_c, (u1 - u0) * kw, g->P, 1.0f,
-                    j->dy + (size_t)b * out_size(L, g), g->P, col, g->P, 1.0f,
-                    j->dw + (size_t)u0 * kw, g->K);
+        if (n > 1) {
+            group_gather(j, worker_tmp(j, worker), j->dy, b0, n);
+            dy = worker_tmp(j, worker);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out_c, (u1 - u0) * kw, cols, 1.0f,
+                    dy, cols, col, cols, 1.0f, j->dw + (size_t)u0 * kw, g->K);
     }
 }
 
@@ -401,8 +478,8 @@ void conv2d_backward(const Conv2d *L, float *dx, float *dweight, float *dbias,
                 dbias[o] += (float)s;
             }
     if (dweight) {
-        ConvJob j = {.L = L, .g = g, .tasks = conv_tasks(L, &g), .dw = dweight, .in = x,
-                     .dy = dy, .scratch = scratch};
+        ConvJob j = {.L = L, .g = g, .tasks = conv_tasks(L, &g, g.G * g.P), .dw = dweight,
+                     .in = x, .dy = dy, .scratch = scratch};
         pool_run(L->pool, dweight_task, &j, j.tasks);
     }
     if (dx) conv_input_gradient(L, dx, dy, weight, scratch);

@@ -235,16 +235,19 @@ TEST(layers_conv_gradients) {
 /* With a pool (and OpenBLAS at one thread) conv2d cuts its sgemms into one
  * task per worker: by output rows, by output channels, by input channels or
  * by dcol columns for a one-channel input, and the weight gradient by kernel
- * rows. Every output is the same dot product, so the results must equal the
- * serial ones bit for bit. The cases reach each of those splits (a product
- * is only cut into shares of >= 2^22 multiply-adds). */
+ * rows; a batch by groups of examples. Every output is the same dot product,
+ * so the results must equal the serial ones bit for bit. The cases reach each
+ * of those splits (a product is only cut into shares of >= 2^22
+ * multiply-adds). */
 static const ConvCase pool_cases[] = {
     {1, 1, 48, 60, 300, 7, 14, 3, 3, PAD_SAME, PAD_SAME}, /* conv0: rows; dcol columns */
     {1, 32, 64, 24, 40, 4, 8, 2, 2, PAD_SAME, PAD_SAME},  /* conv1: rows; input channels */
     {1, 128, 512, 3, 8, 2, 5, 1, 1, PAD_SAME, PAD_SAME},  /* conv3: output channels */
     {1, 512, 512, 4, 8, 1, 1, 1, 1, 0, 0},                /* pointwise, output channels */
     {1, 1, 2, 4, 5, 1, 1, 1, 1, 0, 0},                    /* too small to cut */
-    {3, 2, 3, 9, 8, 4, 8, 2, 2, PAD_SAME, PAD_SAME},      /* batch: by example */
+    {3, 2, 3, 9, 8, 4, 8, 2, 2, PAD_SAME, PAD_SAME},      /* batch: one group of 3 */
+    {8, 32, 64, 24, 40, 4, 8, 2, 2, PAD_SAME, PAD_SAME},  /* batch: 4 groups of 2 */
+    {6, 64, 64, 3, 8, 1, 1, 1, 1, 0, 0},                  /* pointwise batch: one group */
 };
 
 /* A pool of n workers with OpenBLAS at one thread (so the layers use it). */
