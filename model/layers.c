@@ -81,6 +81,7 @@ typedef struct {
     float *y, *dx, *dw;
     const float *x, *dy, *w, *b;
     int tasks;
+    bool skip_zero_rows; /* dx of one example: see linear_dx_skipping */
 } LinearJob;
 
 /* Outputs [o0, o1) of y (n rows, out apart). */
@@ -98,10 +99,44 @@ static void linear_rows(const LinearJob *j, int o0, int o1) {
                     L->in, w, L->in, beta, j->y + o0, L->out);
 }
 
+/* d[i] += sum_k a[k] w[k][i] for four rows of W. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void add_rows4(float *restrict d, const float *const *w, const float *a, int n) {
+    const float *restrict w0 = w[0], *restrict w1 = w[1], *restrict w2 = w[2], *restrict w3 = w[3];
+#pragma omp simd
+    for (int i = 0; i < n; i++) d[i] += a[0] * w0[i] + a[1] * w1[i] + a[2] * w2[i] + a[3] * w3[i];
+}
+
+/* Inputs [i0, i1) of dx = dy W for one example, skipping the rows of W
+ * whose dy is 0 (exactly: 0 * w adds nothing for finite w). Behind a relu
+ * about half are, and CochCNN9's fc weights are 377 MB, read once forward
+ * and once here: this halves the second read. Four rows at a time over a
+ * chunk of dx that stays in L1. */
+#define DX_CHUNK 4096
+
+static void linear_dx_skipping(const LinearJob *j, int i0, int i1) {
+    const Linear *L = j->L;
+    for (int c0 = i0; c0 < i1; c0 += DX_CHUNK) {
+        int n = i1 - c0 < DX_CHUNK ? i1 - c0 : DX_CHUNK, k = 0;
+        float *d = j->dx + c0, a[4];
+        const float *w[4];
+        memset(d, 0, (size_t)n * sizeof *d);
+        for (int o = 0; o < L->out; o++) {
+            if (j->dy[o] == 0.0f) continue;
+            w[k] = j->w + (size_t)o * L->in + c0, a[k] = j->dy[o];
+            if (++k == 4) add_rows4(d, w, a, n), k = 0;
+        }
+        for (int q = 0; q < k; q++)
+            for (int i = 0; i < n; i++) d[i] += a[q] * w[q][i];
+    }
+}
+
 /* Inputs [i0, i1) of dx = dy W. */
 static void linear_dx(const LinearJob *j, int i0, int i1) {
     const Linear *L = j->L;
-    if (L->n == 1)
+    if (j->skip_zero_rows)
+        linear_dx_skipping(j, i0, i1);
+    else if (L->n == 1)
         cblas_sgemv(CblasRowMajor, CblasTrans, L->out, i1 - i0, 1.0f, j->w + i0, L->in, j->dy, 1,
                     0.0f, j->dx + i0, 1);
     else
@@ -146,6 +181,10 @@ void linear_backward(const Linear *L, float *dx, float *dweight, float *dbias, c
                      const float *x, const float *weight) {
     LinearJob j = {.L = L, .dx = dx, .dw = dweight, .x = x, .dy = dy, .w = weight,
                    .tasks = linear_tasks(L)};
+    /* Worth it for a large layer with at least 1/8 of dy zero (a relu's). */
+    int zeros = 0;
+    for (int o = 0; L->n == 1 && o < L->out; o++) zeros += dy[o] == 0.0f;
+    j.skip_zero_rows = L->n == 1 && (double)L->in * L->out >= 4194304.0 && zeros >= L->out / 8;
     if (dx) j.part = LIN_DX, pool_run(L->pool, linear_task, &j, j.tasks);
     if (dweight) j.part = LIN_DWEIGHT, pool_run(L->pool, linear_task, &j, j.tasks);
     if (dbias)

@@ -302,7 +302,9 @@ TEST(layers_conv_pool_matches_serial) {
     blas_serial_pool_end(pool, old_threads);
 }
 
-/* The same for linear, cut by outputs (forward, dweight) and by inputs (dx). */
+/* The same for linear, cut by outputs (forward, dweight) and by inputs (dx).
+ * The first case's dy is half zeros, as behind a relu: its dx skips those
+ * rows of W, and must still match a double-precision dy W. */
 TEST(layers_linear_pool_matches_serial) {
     static const int cases[][3] = {{1, 4160, 2100}, {8, 1100, 1000}}; /* n, in, out */
     Rng r;
@@ -314,6 +316,7 @@ TEST(layers_linear_pool_matches_serial) {
         size_t nx = (size_t)L.n * L.in, ny = (size_t)L.n * L.out, nw = (size_t)L.in * L.out;
         float *x = rnd(&r, nx, -1, 1), *wt = rnd(&r, nw, -1, 1), *b = rnd(&r, L.out, -1, 1);
         float *dy = rnd(&r, ny, -1, 1), *y[2], *dx[2], *dw[2];
+        for (size_t o = 0; L.n == 1 && o < ny; o += 2) dy[o] = 0.0f;
         for (int p = 0; p < 2; p++) {
             y[p] = zeros(ny), dx[p] = zeros(nx), dw[p] = zeros(nw);
             L.pool = p ? pool : NULL;
@@ -323,7 +326,16 @@ TEST(layers_linear_pool_matches_serial) {
         CHECK(t, memcmp(y[0], y[1], ny * sizeof(float)) == 0, "case %zu: y differs", k);
         CHECK(t, memcmp(dx[0], dx[1], nx * sizeof(float)) == 0, "case %zu: dx differs", k);
         CHECK(t, memcmp(dw[0], dw[1], nw * sizeof(float)) == 0, "case %zu: dweight differs", k);
-        free(x), free(wt), free(b), free(dy);
+        float *ref = exact(nx);
+        for (int e = 0; e < L.n; e++)
+            for (int i = 0; i < L.in; i++) {
+                double v = 0;
+                for (int o = 0; o < L.out; o++)
+                    v += (double)dy[(size_t)e * L.out + o] * wt[(size_t)o * L.in + i];
+                ref[(size_t)e * L.in + i] = (float)v;
+            }
+        CHECK_REL_L2(t, dx[1], ref, nx, 1e-6, "linear dx against double precision");
+        free(x), free(wt), free(b), free(dy), free(ref);
         for (int p = 0; p < 2; p++) free(y[p]), free(dx[p]), free(dw[p]);
     }
     blas_serial_pool_end(pool, old_threads);
