@@ -64,10 +64,11 @@ check: deps
 	@$(MAKE) --no-print-directory build
 	@./$(BUILD)/run_tests $(TESTS)
 
+# (run_tests runs scripts/demo with the program built next to it.)
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/run_tests
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/run_tests build-asan/metamers
 	@ASAN_OPTIONS=detect_leaks=1 ./build-asan/run_tests $(TESTS)
 
 # Memcheck on the engine's tests (the whole suite runs external programs and
