@@ -15,11 +15,12 @@
  * then scatters it back to the input layout.
  *
  * Threads. With a pool of T > 1 workers and OpenBLAS at one thread, the work
- * is cut into T tasks, each one serial sgemm plus the im2col that feeds it or
- * the col2im that drains it, on the worker's own scratch:
+ * is cut into up to T tasks (shares of >= 2^22 multiply-adds, layers_tasks),
+ * each one serial sgemm plus the im2col that feeds it or the col2im that
+ * drains it, on the worker's own scratch:
  *   - forward of one example: by output rows (GEMM columns) when the weights
  *     are smaller than the col matrix, since each task packs the weights
- *     again; else by output channels after an im2col split by input channel;
+ *     again; else by output channels after an im2col split by kernel rows;
  *   - input gradient of one example: by input channels (rows of dcol), each
  *     task's col2im writing only its channels of dx; a one-channel input is
  *     split by dcol columns, then col2im by rows of the plane;
