@@ -33,3 +33,9 @@ void blas_select_best_core(char **argv) {
     execv("/proc/self/exe", argv);
     unsetenv("OPENBLAS_CORETYPE");
 }
+
+int blas_set_threads(int n) {
+    int old = openblas_get_num_threads();
+    if (n > 0) openblas_set_num_threads(n);
+    return old;
+}

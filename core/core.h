@@ -276,5 +276,10 @@ double corr_spearman_f32(const float *x, const float *y, size_t n);
 void blas_select_best_core(char **argv);
 /* "Haswell", "SkylakeX", ... as OpenBLAS reports it. */
 const char *blas_core_name(void);
+/* Sets OpenBLAS's thread count (n > 0) and returns the previous one. Code
+ * that cuts products over its own Pool holds OpenBLAS at one thread: two
+ * thread teams on two cores oversubscribe them, and OpenBLAS's idle threads
+ * spin in sched_yield, which loses the CPU to every other runnable process. */
+int blas_set_threads(int n);
 
 #endif

