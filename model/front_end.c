@@ -275,6 +275,7 @@ int front_end_config_from_json(const char *json, FrontEndConfig *cfg, Error *err
  * (50 -> "50", 1e-08 -> "1e-08"), so printed configs look like the golden
  * metadata and round-trip bit for bit. */
 static void format_number(char *buf, size_t n, double x) {
+    if (x == 0) x = 0; /* -0 would print "-0", which JSON reads back as integer 0 */
     if (x == floor(x) && fabs(x) < 1e15) {
         snprintf(buf, n, "%.0f", x);
         return;
