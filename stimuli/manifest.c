@@ -14,10 +14,9 @@ const char *const manifest_columns[MANIFEST_N_COLUMNS] = {
 
 /* ------------------------------------------------------------- manifest */
 
-void manifest_init(Manifest *m) {
-    memset(m, 0, sizeof *m);
-    m->dir = xstrdup(".");
-}
+/* No dir yet (NULL reads as "."): manifest_read initializes again, so an
+ * allocation here would leak. */
+void manifest_init(Manifest *m) { memset(m, 0, sizeof *m); }
 
 void manifest_row_free(ManifestRow *r) {
     free(r->clip_id), free(r->path), free(r->task), free(r->label);

@@ -112,7 +112,7 @@ typedef struct {
 typedef struct {
     ManifestRow *rows;
     int n, cap;
-    char *dir; /* folder of the manifest file ("." if none); paths are relative to it */
+    char *dir; /* folder of the manifest file (NULL: "."); paths are relative to it */
 } Manifest;
 
 /* Reads and validates a manifest: header has exactly the ten columns (any
