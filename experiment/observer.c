@@ -141,7 +141,7 @@ static int load_table(PredictionTable *t, const ExpObserverEnv *env, Error *err)
     free(dir);
     table_free(&c);
     if (rc) return -1;
-    qsort(t->e, t->n, sizeof(Entry), cmp_entry);
+    if (t->n > 1) qsort(t->e, t->n, sizeof(Entry), cmp_entry); /* e is NULL when empty */
     for (int i = 1; i < t->n; i++)
         if (strcmp(t->e[i].key, t->e[i - 1].key) == 0 && strcmp(t->e[i].value, t->e[i - 1].value))
             return error_set(err, "%s: two different predictions for %s", t->path, t->e[i].key + 2);

@@ -173,7 +173,8 @@ static int cmp_met(const void *a, const void *b) {
 }
 
 static int index_metamers(const Design *d, StimPool *p, Error *err) {
-    qsort(p->mets, p->n_mets, sizeof(MetamerStim), cmp_met);
+    if (p->n_mets > 1) /* mets is NULL when there are none, which qsort must not get */
+        qsort(p->mets, p->n_mets, sizeof(MetamerStim), cmp_met);
     p->n_conds = d->n_conds;
     p->first = xcalloc((size_t)p->n_clips * d->n_conds + 1, sizeof(int));
     p->count = xcalloc((size_t)p->n_clips * d->n_conds + 1, sizeof(int));
@@ -208,7 +209,7 @@ int exp_stimpool_load(const Design *d, StimPool *p, Error *err) {
         rc = read_metamers(d, &d->metamers[i], &ix, p, &mcap, err);
     free(ix.order);
     if (rc == 0) rc = index_metamers(d, p, err);
-    if (rc == 0) qsort(p->labels, p->n_labels, sizeof(char *), cmp_str);
+    if (rc == 0 && p->n_labels > 1) qsort(p->labels, p->n_labels, sizeof(char *), cmp_str);
     if (rc != 0) exp_stimpool_free(p);
     return rc;
 }
