@@ -104,6 +104,7 @@ demo: deps
 # runs FUZZ_TIME seconds on its seed corpus (tests/fuzz/corpus/<parser>/)
 # and the crash regressions; findings land in $(FUZZ_BUILD)/work/<parser>/.
 FUZZ_TIME ?= 600
+FUZZ_TIMEOUT ?= 10
 FUZZ_BUILD ?= build-fuzz
 FUZZERS ?= $(filter-out common,$(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -111,7 +112,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 FUZZ_WARN := -Wno-pass-failed
 
 fuzz: fuzz-build
-	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZERS)
+	@FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZERS)
 
 fuzz-build: deps
 	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) OPT=-O1 \
