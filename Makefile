@@ -40,8 +40,10 @@ deps:
 
 build: metamers $(BUILD)/run_tests $(BUILD)/run_bench
 
+# Renamed into place: cp onto a ./metamers that is running (make model, a
+# demo) fails with "Text file busy".
 metamers: $(BUILD)/metamers
-	cp $< $@
+	cp $< $@.tmp-cp && mv -f $@.tmp-cp $@
 
 $(BUILD)/metamers: $(BUILD)/metamers.o $(BUILD)/libmetamers.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
