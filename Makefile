@@ -78,7 +78,7 @@ check-asan: deps
 VG_TESTS ?= layers network arch safetensors core_ pool atomic make_dirs alloc cli_
 check-valgrind: deps
 	@$(MAKE) --no-print-directory build
-	@valgrind --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite -q \
+	@METAMERS_VALGRIND=1 valgrind --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite -q \
 	    ./$(BUILD)/run_tests $(VG_TESTS)
 
 bench: deps

@@ -292,10 +292,10 @@ TEST(layers_conv_pool_matches_serial) {
             L.pool = k ? pool : NULL;
             conv_run_all(&L, x, wt, b, dy, y[k], dx[k], dw[k], db[k]);
         }
-        CHECK(t, memcmp(y[0], y[1], ny * sizeof(float)) == 0, "case %zu: y differs", ci);
-        CHECK(t, memcmp(dx[0], dx[1], nx * sizeof(float)) == 0, "case %zu: dx differs", ci);
-        CHECK(t, memcmp(dw[0], dw[1], nw * sizeof(float)) == 0, "case %zu: dweight differs", ci);
-        CHECK(t, memcmp(db[0], db[1], nb * sizeof(float)) == 0, "case %zu: dbias differs", ci);
+        CHECK(t, floats_identical(y[0], y[1], ny), "case %zu: y differs", ci);
+        CHECK(t, floats_identical(dx[0], dx[1], nx), "case %zu: dx differs", ci);
+        CHECK(t, floats_identical(dw[0], dw[1], nw), "case %zu: dweight differs", ci);
+        CHECK(t, floats_identical(db[0], db[1], nb), "case %zu: dbias differs", ci);
         free(x), free(wt), free(b), free(dy);
         for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]), free(db[k]);
     }
@@ -323,9 +323,9 @@ TEST(layers_linear_pool_matches_serial) {
             linear_forward(&L, y[p], x, wt, b);
             linear_backward(&L, dx[p], dw[p], NULL, dy, x, wt);
         }
-        CHECK(t, memcmp(y[0], y[1], ny * sizeof(float)) == 0, "case %zu: y differs", k);
-        CHECK(t, memcmp(dx[0], dx[1], nx * sizeof(float)) == 0, "case %zu: dx differs", k);
-        CHECK(t, memcmp(dw[0], dw[1], nw * sizeof(float)) == 0, "case %zu: dweight differs", k);
+        CHECK(t, floats_identical(y[0], y[1], ny), "case %zu: y differs", k);
+        CHECK(t, floats_identical(dx[0], dx[1], nx), "case %zu: dx differs", k);
+        CHECK(t, floats_identical(dw[0], dw[1], nw), "case %zu: dweight differs", k);
         float *ref = exact(nx);
         for (int e = 0; e < L.n; e++)
             for (int i = 0; i < L.in; i++) {

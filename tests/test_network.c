@@ -289,12 +289,12 @@ TEST(network_pool_matches_serial) {
         const float *cots[1] = {cot};
         for (int p = 0; p < 2; p++) network_forward(&net, w[p], x, &stage, 1);
         for (int i = 0; i <= stage; i++)
-            CHECK(t, memcmp(network_activation(w[0], i), network_activation(w[1], i),
-                            (size_t)architecture_stage_numel(&net.arch, i) * sizeof(float)) == 0,
+            CHECK(t, floats_identical(network_activation(w[0], i), network_activation(w[1], i),
+                                      (size_t)architecture_stage_numel(&net.arch, i)),
                   "stage %s: activation of %s differs", stages[s], net.arch.layers[i].name);
         memcpy(g, network_backward(&net, w[0], &stage, cots, 1, s == 0, NULL), n_in * sizeof(float));
-        CHECK(t, memcmp(g, network_backward(&net, w[1], &stage, cots, 1, s == 0, NULL),
-                        n_in * sizeof(float)) == 0,
+        CHECK(t, floats_identical(g, network_backward(&net, w[1], &stage, cots, 1, s == 0, NULL),
+                                  n_in),
               "stage %s: input gradient differs", stages[s]);
         free(cot);
     }
