@@ -54,7 +54,7 @@ void subjects_tsv_clean(const char *in, char *out, size_t cap) {
     if (!in || !*in) in = "n/a";
     size_t i = 0;
     for (; in[i] && i + 1 < cap; i++)
-        out[i] = (in[i] == '\t' || in[i] == '\n' || in[i] == '\r') ? ' ' : in[i];
+        out[i] = (in[i] == '\t' || in[i] == '\n' || in[i] == '\r') ? ' ' : in[i] == '"' ? '\'' : in[i];
     out[i] = 0;
 }
 

@@ -74,10 +74,13 @@ int subjects_set_excluded(const char *data_dir, const char *id, int excluded, co
 /* Creates <data_dir>/sub-<id>/beh (0700) and writes its path to beh_dir. */
 int subjects_beh_dir(const char *data_dir, const char *id, char *beh_dir, size_t cap, Error *err);
 
-/* TSV helpers shared with the experiment logs (BIDS TSV: no quoting, so
- * values must not contain tabs or newlines). subjects_tsv_split cuts line in place
- * and returns the number of fields (at most max). subjects_tsv_clean copies a value
- * with tabs, CR and LF replaced by spaces ("n/a" when empty). */
+/* TSV helpers shared with the experiment logs. These files are written
+ * unquoted, so values must not contain tabs or newlines, and must not
+ * contain double quotes either: quote-aware readers (pandas, R, the
+ * analysis module) would take a leading '"' as the start of a quoted field.
+ * subjects_tsv_split cuts line in place and returns the number of fields
+ * (at most max). subjects_tsv_clean copies a value with tabs, CR and LF
+ * replaced by spaces and '"' by '\'' ("n/a" when empty). */
 int subjects_tsv_split(char *line, char **fields, int max);
 void subjects_tsv_clean(const char *in, char *out, size_t cap);
 

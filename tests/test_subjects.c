@@ -73,14 +73,14 @@ TEST(subjects_add_list_exclude_and_modes) {
     char *ex_noreason[] = {"exclude", "02", "--data-dir", data, NULL};
     CHECK(t, run_cmd(t, out, sizeof out, 4, ex_noreason) != 0 && strstr(out, "--reason"),
           "exclude needs a reason: %s", out);
-    char *ex[] = {"exclude", "02", "--reason", "fell asleep\tbadly", "--data-dir", data, NULL};
+    char *ex[] = {"exclude", "02", "--reason", "\"fell\" asleep\tbadly", "--data-dir", data, NULL};
     CHECK(t, run_cmd(t, out, sizeof out, 6, ex) == 0, "exclude: %s", out);
     char *ex_missing[] = {"exclude", "55", "--reason", "x", "--data-dir", data, NULL};
     CHECK(t, run_cmd(t, out, sizeof out, 6, ex_missing) != 0 && strstr(out, "sub-55"),
           "unknown participant: %s", out);
     char *list[] = {"list", "--data-dir", data, NULL};
     REQUIRE(t, run_cmd(t, out, sizeof out, 3, list) == 0, "list: %s", out);
-    CHECK(t, strstr(out, "sub-02") && strstr(out, "fell asleep badly"), "list shows: %s", out);
+    CHECK(t, strstr(out, "sub-02") && strstr(out, "'fell' asleep badly"), "list shows: %s", out);
 
     char path[700];
     snprintf(path, sizeof path, "%s/participants.tsv", data);
@@ -89,9 +89,14 @@ TEST(subjects_add_list_exclude_and_modes) {
     const char *header = "participant_id\tobserver\tsessions\tscreening\tscreening_score\t"
                          "practice\texcluded\texclusion_reason\n";
     CHECK(t, strncmp(tsv, header, strlen(header)) == 0, "header: %s", tsv);
-    CHECK(t, strstr(tsv, "sub-02\thuman\t0\tn/a\tn/a\tn/a\t1\tfell asleep badly\n"),
-          "row of 02 (tab in the reason cleaned): %s", tsv);
+    CHECK(t, strstr(tsv, "sub-02\thuman\t0\tn/a\tn/a\tn/a\t1\t'fell' asleep badly\n"),
+          "row of 02 (tab and quotes in the reason cleaned): %s", tsv);
     free(tsv);
+    /* the analysis reads participants.tsv with the quote-aware reader */
+    Table tab;
+    Error terr;
+    CHECK(t, table_load(path, '\t', 0, &tab, &terr) == 0, "quote-aware read: %s", terr.msg);
+    table_free(&tab);
     CHECK(t, mode_of(path) == 0600, "participants.tsv mode %o", mode_of(path));
     snprintf(path, sizeof path, "%s/participants.json", data);
     CHECK(t, mode_of(path) == 0600, "participants.json mode %o", mode_of(path));
