@@ -142,6 +142,17 @@ int synth_null_compute(const Network *net, float *const *waves, int n_clips, con
                        int n_stages, int n_pairs, uint64_t seed, int threads, NullDist *out,
                        Error *err);
 const NullStage *synth_null_find(const NullDist *d, const char *stage);
+
+/* The success criterion (Feather 2023): the model's prediction on the
+ * metamer equals its prediction on the natural clip (pred_natural and
+ * pred_metamer are class labels, "n/a" when the stage has no task), and
+ * Spearman, Pearson and SNR each exceed the null distribution's maximum.
+ * One exception: a correlation whose null maximum is already at its
+ * ceiling of 1 (a 9-unit genre head: some random pairs of natural clips
+ * rank all 9 logits alike) is met by a metamer that reaches the ceiling
+ * too, since nothing can exceed 1. Writes "pass" or "fail: <reasons>". */
+bool metamer_judge(const MetamerResult *m, const NullStage *ns, const char *pred_natural,
+                   const char *pred_metamer, char *verdict, size_t size);
 /* Cache file: "<model without .safetensors>.null.safetensors" for a file,
  * NULL for builtin: models (they need an explicit path). malloc'd. */
 char *synth_null_default_path(const char *model_spec);

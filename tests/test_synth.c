@@ -103,6 +103,27 @@ TEST(synth_ranks_match_direct_count) {
     CHECK(t, bad == 0, "%d ranks differ from the direct count", bad);
 }
 
+/* The success criterion, case by case, including the ceiling rule for a
+ * correlation whose null maximum is already 1. */
+TEST(synth_judge_criteria) {
+    NullStage ns = {.max_spearman = 0.5, .max_pearson = 0.6, .max_snr_db = 3};
+    MetamerResult m = {.spearman = 0.9, .pearson = 0.9, .snr_db = 10, .pred_natural = 2, .pred_metamer = 2};
+    char v[700];
+    CHECK(t, metamer_judge(&m, &ns, "rock", "rock", v, sizeof v) && !strcmp(v, "pass"), "%s", v);
+    m.spearman = 0.5; /* equal is not above */
+    CHECK(t, !metamer_judge(&m, &ns, "rock", "rock", v, sizeof v) && strstr(v, "spearman 0.5 <= null max 0.5"), "%s", v);
+    m.spearman = 0.9, m.pred_metamer = 3;
+    CHECK(t, !metamer_judge(&m, &ns, "rock", "jazz", v, sizeof v) && strstr(v, "prediction 'jazz' != natural 'rock'"), "%s", v);
+    m.pred_metamer = 2;
+    ns.max_spearman = 1, m.spearman = 1; /* 9 logits: the null reaches the ceiling */
+    CHECK(t, metamer_judge(&m, &ns, "rock", "rock", v, sizeof v), "ceiling met: %s", v);
+    m.spearman = 0.98;
+    CHECK(t, !metamer_judge(&m, &ns, "rock", "rock", v, sizeof v) && strstr(v, "spearman"), "below the ceiling: %s", v);
+    m.spearman = 1, ns.max_snr_db = 10; /* SNR is unbounded: no ceiling rule */
+    CHECK(t, !metamer_judge(&m, &ns, "rock", "rock", v, sizeof v) && strstr(v, "snr_db 10 <= null max 10"), "%s", v);
+    CHECK(t, !metamer_judge(&m, NULL, "rock", "rock", v, sizeof v) && strstr(v, "no null"), "%s", v);
+}
+
 TEST(core_sha256_known_vectors) {
     char hex[65];
     sha256_hex("abc", 3, hex);
