@@ -79,6 +79,9 @@ static char *import_one(Import *im, int row) {
     const char *file = field(im, row, COL_FILE, "");
     snprintf(path, sizeof path, "%s/%s", im->opt->dir, file);
     if (!*file) return problem("%s:%ld: empty file name", im->opt->labels, im->t->lines[row]);
+    Error pe;
+    if (path_check_inside(file, "--dir", &pe) != 0)
+        return problem("%s:%ld: %s", im->opt->labels, im->t->lines[row], pe.msg);
     if (!*field(im, row, COL_LABEL, "")) return problem("%s: no label", path);
     Audio a;
     Error e;
