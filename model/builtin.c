@@ -20,7 +20,7 @@ typedef struct {
     int n_tasks;
     const char *task_names[4];
     int n_classes[4];
-    bool dropout;
+    bool dropout[4]; /* dropout 0.5 before the task's final layer */
     /* conv0's stride along frequency: 3 in cochcnn9 (211 channels); a front
      * end with few channels needs 1, or relu2 keeps only 2 frequency rows. */
     int conv0_freq_stride;
@@ -60,7 +60,7 @@ static void add(json_t *layers, json_t *l, const char *prefix) {
     json_array_append_new(layers, l);
 }
 
-static void add_head(json_t *layers, const CochCNN9Widths *w, const char *prefix, int n_classes) {
+static void add_head(json_t *layers, const CochCNN9Widths *w, int task, const char *prefix) {
     add(layers, conv("conv3", w->conv[3], 2, 5, 1, 1), prefix);
     add(layers, layer("relu3", "relu"), prefix);
     add(layers, conv("conv4", w->conv[4], 2, 5, 1, 1), prefix);
@@ -73,13 +73,13 @@ static void add_head(json_t *layers, const CochCNN9Widths *w, const char *prefix
     json_object_set_new(fc, "out", json_integer(w->fc));
     add(layers, fc, prefix);
     add(layers, layer("relufc", "relu"), prefix);
-    if (w->dropout) {
+    if (w->dropout[task]) {
         json_t *d = layer("dropout", "dropout");
         json_object_set_new(d, "p", json_real(0.5));
         add(layers, d, prefix);
     }
     json_t *final = layer("final", "linear");
-    json_object_set_new(final, "out", json_integer(n_classes));
+    json_object_set_new(final, "out", json_integer(w->n_classes[task]));
     add(layers, final, prefix);
 }
 
@@ -100,7 +100,7 @@ static char *cochcnn9_json(const char *name, const CochCNN9Widths *w, int channe
     for (int k = 0; k < w->n_tasks; k++) {
         const char *prefix = w->n_tasks > 1 ? w->task_names[k] : "";
         size_t first = json_array_size(layers);
-        add_head(layers, w, prefix, w->n_classes[k]);
+        add_head(layers, w, k, prefix);
         /* Each branch starts from the trunk's last layer. */
         json_object_set_new(json_array_get(layers, first), "input", json_string("relu2"));
         char out[200];
@@ -114,9 +114,10 @@ static char *cochcnn9_json(const char *name, const CochCNN9Widths *w, int channe
     return s;
 }
 
-/* PyTorch's default init: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
- * (kaiming_uniform with a = sqrt(5)); batchnorm gamma 1, beta 0, mean 0, var 1. */
-void network_init_random(Network *net, uint64_t seed) {
+/* Uniform weights U(-w, w) with w = weight_gain / sqrt(fan_in), biases
+ * U(-b, b) with b = bias_gain / sqrt(fan_in); batchnorm gamma 1, beta 0,
+ * mean 0, var 1. */
+static void init_uniform(Network *net, uint64_t seed, double weight_gain, double bias_gain) {
     Rng rng;
     rng_seed(&rng, seed);
     for (int i = 0; i < net->arch.n_layers; i++) {
@@ -126,26 +127,43 @@ void network_init_random(Network *net, uint64_t seed) {
             continue;
         }
         if (!p->n_weight) continue;
-        double bound = 1.0 / sqrt((double)p->n_weight / net->arch.layers[i].out_features);
-        for (int64_t j = 0; j < p->n_weight; j++) p->weight[j] = (float)((2 * rng_uniform(&rng) - 1) * bound);
-        for (int64_t j = 0; j < p->n_bias; j++) p->bias[j] = (float)((2 * rng_uniform(&rng) - 1) * bound);
+        double scale = 1.0 / sqrt((double)p->n_weight / net->arch.layers[i].out_features);
+        for (int64_t j = 0; j < p->n_weight; j++)
+            p->weight[j] = (float)((2 * rng_uniform(&rng) - 1) * weight_gain * scale);
+        for (int64_t j = 0; j < p->n_bias; j++)
+            p->bias[j] = (float)((2 * rng_uniform(&rng) - 1) * bias_gain * scale);
     }
 }
 
+/* PyTorch's default init (kaiming_uniform with a = sqrt(5)): weights and
+ * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Random-weight networks
+ * (builtin:NAME) use it so they behave like an untrained PyTorch model. */
+void network_init_random(Network *net, uint64_t seed) { init_uniform(net, seed, 1, 1); }
+
+/* He et al. 2015 for ReLU layers: weights U(-sqrt(6/fan_in), sqrt(6/fan_in))
+ * (variance 2/fan_in, so activations keep their scale through the layers
+ * after the last batchnorm), biases zero. Training starts here: with
+ * PyTorch's default the five unnormalized layers of each branch shrink the
+ * signal ~6x in variance per layer and the word head sat at the class prior
+ * twice as long (model/README.md). */
+void network_init_he(Network *net, uint64_t seed) { init_uniform(net, seed, sqrt(6.0), 0); }
+
 static int builtin_widths(const char *name, CochCNN9Widths *w) {
     static const CochCNN9Widths cochcnn9 = {
-        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, true, 3};
+        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3};
     static const CochCNN9Widths golden_small = {
-        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, false, 3};
+        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3};
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
-     * counts from the stimulus module. */
+     * counts from the stimulus module. Dropout only in the genre branch: the word branch has 15x more
+     * training clips, and dropout there made the word head learn ~3x more
+     * slowly (model/README.md). */
     static const CochCNN9Widths default_net = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, true, 3};
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2};
     /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
     static const CochCNN9Widths default_f1 = {
-        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, true, 1};
+        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1};
     if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
     if (strcmp(name, "default") == 0) return *w = default_net, 0;
     if (strcmp(name, "default-f1") == 0) return *w = default_f1, 0;

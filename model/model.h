@@ -153,6 +153,9 @@ int network_from_architecture(Network *net, const char *arch_json, const FrontEn
 int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
                     Error *err);
 void network_init_random(Network *net, uint64_t seed);
+/* He (Kaiming) uniform weights for ReLU layers, zero biases: where
+ * `metamers train` starts. */
+void network_init_he(Network *net, uint64_t seed);
 void network_free(Network *net);
 /* Saves weights (F32, PyTorch names) with architecture, front_end,
  * classes.<task>, the loaded file's metadata, and extra key/value pairs

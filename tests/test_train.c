@@ -300,6 +300,7 @@ TEST(train_default_on_tiny_recipe) {
     REQUIRE(t, manifest_read(mp, &m, &err) == 0, "%s", err.msg);
     REQUIRE(t, front_end_config_preset("default", &fe, &err) == 0, "%s", err.msg);
     REQUIRE(t, network_builtin_classes(&net, "default", &fe, 1, n_classes, &err) == 0, "%s", err.msg);
+    network_init_he(&net, 1); /* where `metamers train` starts */
     REQUIRE(t, train_set_default_classes(&net, &err) == 0, "%s", err.msg);
     REQUIRE(t, train_set_load(&ts, &m, "train", &net, NULL, NULL, &err) == 0, "%s", err.msg);
     double before = mean_loss(&net, &ts, 8);
