@@ -274,8 +274,8 @@ static void log_row(FILE *f, const Network *net, const EpochSums *e, int epoch, 
 
 static int save_model(const Network *net, const TrainOptions *o, const EpochSums *e, int epoch,
                       Error *err) {
-    char vals[4 + TRAIN_MAX_TASKS][64], keys[TRAIN_MAX_TASKS][96];
-    const char *meta[2 * (5 + TRAIN_MAX_TASKS) + 1];
+    char vals[5 + TRAIN_MAX_TASKS][64], keys[TRAIN_MAX_TASKS][96];
+    const char *meta[2 * (7 + TRAIN_MAX_TASKS) + 1];
     int k = 0;
     snprintf(vals[0], sizeof vals[0], "%" PRIu64, o->seed);
     snprintf(vals[1], sizeof vals[1], "%d", epoch + 1);
@@ -287,10 +287,14 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
     meta[k++] = "training.batch", meta[k++] = vals[2];
     meta[k++] = "training.optimizer", meta[k++] = "adamw";
     meta[k++] = "training.lr", meta[k++] = vals[3];
+    /* what else decides the result: the augmentation (the init is fixed, He) */
+    snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g", o->aug.max_shift_frames,
+             o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi);
+    meta[k++] = "training.augment", meta[k++] = vals[4];
     for (int t = 0; t < net->n_tasks && t < TRAIN_MAX_TASKS; t++) {
         snprintf(keys[t], sizeof keys[t], "training.train_accuracy.%s", net->task_names[t]);
-        snprintf(vals[4 + t], sizeof vals[4 + t], "%.4f", acc_of(e, t));
-        meta[k++] = keys[t], meta[k++] = vals[4 + t];
+        snprintf(vals[5 + t], sizeof vals[5 + t], "%.4f", acc_of(e, t));
+        meta[k++] = keys[t], meta[k++] = vals[5 + t];
     }
     meta[k] = NULL;
     return network_save(net, o->out, meta, err);

@@ -120,6 +120,12 @@ TEST(train_tones_loss_falls) {
     REQUIRE(t, train_run(&net, &ts, &o, NULL, &err) == 0, "%s", err.msg);
     double after = mean_loss(&net, &ts, 8);
     CHECK(t, after < 0.5 * before, "loss %g -> %g", before, after);
+    Safetensors st;
+    REQUIRE(t, safetensors_open(&st, out, &err) == 0, "%s", err.msg);
+    const char *aug = safetensors_metadata(&st, "training.augment"), *ep = safetensors_metadata(&st, "training.epochs");
+    CHECK(t, aug && !strcmp(aug, "shift=2 fresh=0.3 snr=0:20"), "provenance: augment '%s'", aug ? aug : "");
+    CHECK(t, ep && !strcmp(ep, "8"), "provenance: epochs '%s'", ep ? ep : "");
+    safetensors_close(&st);
     train_set_free(&ts);
     network_free(&net);
     manifest_free(&m);
