@@ -21,8 +21,9 @@ typedef struct {
     const char *task_names[4];
     int n_classes[4];
     bool dropout[4]; /* dropout 0.5 before the task's final layer */
-    /* conv0's stride along frequency: 3 in cochcnn9 (211 channels); a front
-     * end with few channels needs 1, or relu2 keeps only 2 frequency rows. */
+    /* conv0's stride along frequency: 3 in cochcnn9 (211 channels); with the
+     * default front end's 42 channels, 3 leaves relu2 2 frequency rows, 2
+     * leaves 3, 1 leaves 6. */
     int conv0_freq_stride;
 } CochCNN9Widths;
 
@@ -156,9 +157,9 @@ static int builtin_widths(const char *name, CochCNN9Widths *w) {
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
-     * counts from the stimulus module. Dropout only in the genre branch: the word branch has 15x more
-     * training clips, and dropout there made the word head learn ~3x more
-     * slowly (model/README.md). */
+     * counts from the stimulus module. Dropout only in the genre branch:
+     * the word branch has 15x more training clips, and dropout there made
+     * the word head learn ~3x more slowly (model/README.md). */
     static const CochCNN9Widths default_net = {
         {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2};
     /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
@@ -173,11 +174,12 @@ static int builtin_widths(const char *name, CochCNN9Widths *w) {
 
 int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
                     Error *err) {
-    return network_builtin_classes(net, name, fe, seed, NULL, err);
+    return network_builtin_classes(net, name, fe, seed, NULL, network_init_random, err);
 }
 
 int network_builtin_classes(Network *net, const char *name, const FrontEndConfig *fe,
-                            uint64_t seed, const int *n_classes, Error *err) {
+                            uint64_t seed, const int *n_classes,
+                            void (*init)(Network *, uint64_t), Error *err) {
     memset(net, 0, sizeof *net);
     CochCNN9Widths w;
     if (builtin_widths(name, &w) != 0)
@@ -190,6 +192,6 @@ int network_builtin_classes(Network *net, const char *name, const FrontEndConfig
     cochleagram_free(c);
     int rc = network_from_architecture(net, json, fe, err);
     free(json);
-    if (rc == 0) network_init_random(net, seed);
+    if (rc == 0) init(net, seed);
     return rc;
 }

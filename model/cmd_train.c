@@ -125,8 +125,8 @@ int model_cmd_train(int argc, char **argv) {
     rc = front_end_config_preset(a.front_end, &fe, &err);
     int n_classes[2] = {stimuli_vocabulary_size(), stimuli_genre_count()};
     if (!rc) rc = network_builtin_classes(&net, a.arch, &fe, a.o.seed,
-                                          strcmp(a.arch, "default") ? NULL : n_classes, &err);
-    if (!rc) network_init_he(&net, a.o.seed);
+                                          strcmp(a.arch, "default") ? NULL : n_classes,
+                                          network_init_he, &err);
     if (!rc) rc = train_set_default_classes(&net, &err);
     if (!rc) rc = manifest_read(a.manifest, &m, &err);
     double t0 = now_seconds();

@@ -238,9 +238,12 @@ int model_cmd_classify(int argc, char **argv);
 
 /* network_builtin with the class count of each task overridden where
  * n_classes[k] > 0 (n_classes may be NULL): the default model's word task
- * has one output per vocabulary word (model/README.md). */
+ * has one output per vocabulary word (model/README.md); weights from
+ * init(net, seed) (network_init_he for training, network_init_random for
+ * an untrained PyTorch-like net). */
 int network_builtin_classes(Network *net, const char *name, const FrontEndConfig *fe,
-                            uint64_t seed, const int *n_classes, Error *err);
+                            uint64_t seed, const int *n_classes,
+                            void (*init)(Network *, uint64_t), Error *err);
 
 /* `metamers train` and `metamers eval` (model/cmd_train.c, model/cmd_eval.c). */
 int model_cmd_train(int argc, char **argv);

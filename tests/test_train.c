@@ -305,8 +305,9 @@ TEST(train_default_on_tiny_recipe) {
     int n_classes[2] = {stimuli_vocabulary_size(), stimuli_genre_count()};
     REQUIRE(t, manifest_read(mp, &m, &err) == 0, "%s", err.msg);
     REQUIRE(t, front_end_config_preset("default", &fe, &err) == 0, "%s", err.msg);
-    REQUIRE(t, network_builtin_classes(&net, "default", &fe, 1, n_classes, &err) == 0, "%s", err.msg);
-    network_init_he(&net, 1); /* where `metamers train` starts */
+    /* He init: where `metamers train` starts */
+    REQUIRE(t, network_builtin_classes(&net, "default", &fe, 1, n_classes, network_init_he, &err) == 0,
+            "%s", err.msg);
     REQUIRE(t, train_set_default_classes(&net, &err) == 0, "%s", err.msg);
     REQUIRE(t, train_set_load(&ts, &m, "train", &net, NULL, NULL, &err) == 0, "%s", err.msg);
     double before = mean_loss(&net, &ts, 8);
