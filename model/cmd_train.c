@@ -24,6 +24,9 @@ static const char train_usage[] =
     "  --fresh X           fraction of examples remixed with fresh noise (default 0.25)\n"
     "  --snr LO:HI         SNR range of fresh noise, dB (default 0:20)\n"
     "  --shift N           max random time shift, frames (default 20)\n"
+    "  --freq-shift X      max random shift along frequency, channels (default 0)\n"
+    "  --time-masks N:W    N gaps of up to W frames set to silence (default 0:0)\n"
+    "  --freq-masks N:W    N bands of up to W channels set to silence (default 0:0)\n"
     "  --seed N            (default 1)\n"
     "  --resume            continue from <out>.ckpt\n"
     "  --cache DIR         keep the clips' cochleagrams there (half precision)\n"
@@ -41,12 +44,20 @@ static int bad(const char *what, const char *val) {
     return 2;
 }
 
+/* "N:W": N masks of up to W rows, both small non-negative integers. */
+static int parse_masks(const char *s, int *n, int *w) {
+    char tail;
+    if (sscanf(s, "%d:%d%c", n, w, &tail) != 2 || *n < 0 || *w < 0 || *n > 100 || *w > 10000) return -1;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, TrainArgs *a) {
     static const struct option opts[] = {
         {"manifest", 1, 0, 'm'}, {"out", 1, 0, 'o'},   {"arch", 1, 0, 'a'},
         {"front-end", 1, 0, 'F'}, {"epochs", 1, 0, 'e'}, {"batch", 1, 0, 'b'},
         {"lr", 1, 0, 'l'},       {"weight-decay", 1, 0, 'w'}, {"fresh", 1, 0, 'f'},
         {"snr", 1, 0, 'S'},      {"shift", 1, 0, 's'}, {"seed", 1, 0, 'r'},
+        {"freq-shift", 1, 0, 'q'}, {"time-masks", 1, 0, 'T'}, {"freq-masks", 1, 0, 'Q'},
         {"resume", 0, 0, 'R'},   {"cache", 1, 0, 'c'}, {"log", 1, 0, 'L'},
         {"recipe", 1, 0, 'n'},   {"stop-after", 1, 0, 'x'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
@@ -75,6 +86,15 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
                 return bad("--snr", optarg);
             break;
         case 's': if ((a->o.aug.max_shift_frames = atoi(optarg)) < 0) return bad("--shift", optarg); break;
+        case 'q':
+            if ((a->o.aug.freq_shift = strtod(optarg, &end)) < 0 || *end) return bad("--freq-shift", optarg);
+            break;
+        case 'T':
+            if (parse_masks(optarg, &a->o.aug.time_masks, &a->o.aug.time_mask_frames)) return bad("--time-masks", optarg);
+            break;
+        case 'Q':
+            if (parse_masks(optarg, &a->o.aug.freq_masks, &a->o.aug.freq_mask_channels)) return bad("--freq-masks", optarg);
+            break;
         case 'r': a->o.seed = strtoull(optarg, &end, 10); if (*end) return bad("--seed", optarg); break;
         case 'R': a->o.resume = true; break;
         case 'c': a->cache = optarg; break;

@@ -274,7 +274,7 @@ static void log_row(FILE *f, const Network *net, const EpochSums *e, int epoch, 
 
 static int save_model(const Network *net, const TrainOptions *o, const EpochSums *e, int epoch,
                       Error *err) {
-    char vals[5 + TRAIN_MAX_TASKS][64], keys[TRAIN_MAX_TASKS][96];
+    char vals[5 + TRAIN_MAX_TASKS][160], keys[TRAIN_MAX_TASKS][96];
     const char *meta[2 * (7 + TRAIN_MAX_TASKS) + 1];
     int k = 0;
     snprintf(vals[0], sizeof vals[0], "%" PRIu64, o->seed);
@@ -288,8 +288,10 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
     meta[k++] = "training.optimizer", meta[k++] = "adamw";
     meta[k++] = "training.lr", meta[k++] = vals[3];
     /* what else decides the result: the augmentation (the init is fixed, He) */
-    snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g", o->aug.max_shift_frames,
-             o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi);
+    snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g freq_shift=%g time_masks=%d:%d freq_masks=%d:%d",
+             o->aug.max_shift_frames, o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi,
+             o->aug.freq_shift, o->aug.time_masks, o->aug.time_mask_frames, o->aug.freq_masks,
+             o->aug.freq_mask_channels);
     meta[k++] = "training.augment", meta[k++] = vals[4];
     for (int t = 0; t < net->n_tasks && t < TRAIN_MAX_TASKS; t++) {
         snprintf(keys[t], sizeof keys[t], "training.train_accuracy.%s", net->task_names[t]);

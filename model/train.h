@@ -76,6 +76,16 @@ typedef struct {
     double fresh_fraction; /* examples remixed with fresh noise */
     double snr_lo, snr_hi; /* dB, of the fresh noise relative to the clip */
     int max_shift_frames;  /* random circular time shift of the cochleagram */
+    /* Cochleagram-domain augmentation against overfitting the training
+     * voices (model/README.md): a random shift along frequency by up to
+     * freq_shift channels (continuous; one channel of the default front end is
+     * ~0.8 ERB, ~10% of a formant's frequency, like a vocal-tract length
+     * change), then SpecAugment-style masks set to 0 (silence): time_masks
+     * gaps of 0..time_mask_frames frames and freq_masks bands of
+     * 0..freq_mask_channels channels. */
+    double freq_shift;
+    int time_masks, time_mask_frames;
+    int freq_masks, freq_mask_channels;
 } Augment;
 
 typedef struct BatchMaker BatchMaker;
@@ -86,6 +96,11 @@ void batch_maker_free(BatchMaker *b);
  * examples with fresh noise. */
 int batch_make(BatchMaker *b, const Augment *aug, uint64_t seed, int epoch, int step, float *x,
                int32_t *labels, Error *err);
+/* The frequency shift and masks of Augment on one channels x frames
+ * cochleagram in place, drawing from r (tmp: channels x frames floats). With
+ * freq_shift 0 and no masks it leaves x unchanged and draws nothing. */
+void train_augment_spectral(float *x, int channels, int frames, const Augment *aug, Rng *r,
+                            float *tmp);
 /* Converts a cached cochleagram to float. */
 void train_set_example(const TrainSet *ts, int i, float *out);
 

@@ -12,6 +12,7 @@ typedef struct {
     bool pink;
     double snr_db;
     uint64_t noise_seed;
+    uint64_t spectral_seed; /* frequency shift and masks */
 } Slot;
 
 struct BatchMaker {
@@ -90,6 +91,48 @@ static void cached_shifted(const TrainSet *ts, int i, int s, float *out, float *
     }
 }
 
+/* Content of channel c moves to c + shift (linear interpolation between
+ * channels; the edge channels extend beyond the ends). */
+static void shift_frequency(float *x, int C, int T, double shift, float *tmp) {
+    memcpy(tmp, x, sizeof(float) * (size_t)C * T);
+    for (int c = 0; c < C; c++) {
+        double src = c - shift, lo = floor(src);
+        float f = (float)(src - lo);
+        int i0 = (int)lo, i1 = i0 + 1;
+        i0 = i0 < 0 ? 0 : i0 > C - 1 ? C - 1 : i0;
+        i1 = i1 < 0 ? 0 : i1 > C - 1 ? C - 1 : i1;
+        const float *a = tmp + (size_t)i0 * T, *b = tmp + (size_t)i1 * T;
+        float *y = x + (size_t)c * T;
+        for (int t = 0; t < T; t++) y[t] = (1 - f) * a[t] + f * b[t];
+    }
+}
+
+/* n masks of width 0..max_width at uniform positions along an axis of
+ * length len; each sets rows [start, start+width) of that axis to 0. */
+static void mask_axis(float *x, int C, int T, bool along_time, int n, int max_width, Rng *r) {
+    int len = along_time ? T : C;
+    for (int m = 0; m < n && max_width > 0; m++) {
+        int w = (int)rng_below(r, (uint64_t)(max_width < len ? max_width : len) + 1);
+        int start = (int)rng_below(r, (uint64_t)(len - w) + 1);
+        for (int k = start; k < start + w; k++) {
+            if (along_time)
+                for (int c = 0; c < C; c++) x[(size_t)c * T + k] = 0;
+            else
+                memset(x + (size_t)k * T, 0, sizeof(float) * (size_t)T);
+        }
+    }
+}
+
+void train_augment_spectral(float *x, int channels, int frames, const Augment *aug, Rng *r,
+                            float *tmp) {
+    if (aug->freq_shift > 0) {
+        double s = aug->freq_shift * (2 * rng_uniform(r) - 1);
+        shift_frequency(x, channels, frames, s, tmp);
+    }
+    mask_axis(x, channels, frames, true, aug->time_masks, aug->time_mask_frames, r);
+    mask_axis(x, channels, frames, false, aug->freq_masks, aug->freq_mask_channels, r);
+}
+
 /* White or pink (Paul Kellet's 3-pole filter on white noise, ~-3 dB/oct). */
 static void make_noise(float *y, int n, bool pink, uint64_t seed) {
     Rng r;
@@ -148,6 +191,7 @@ static void plan_slots(BatchMaker *b, const Augment *aug, uint64_t seed, int epo
         s->pink = rng_uniform(&r) < 0.5;
         s->snr_db = aug->snr_lo + (aug->snr_hi - aug->snr_lo) * rng_uniform(&r);
         s->noise_seed = rng_next(&r);
+        s->spectral_seed = rng_next(&r);
         if (s->fresh) b->fresh_slots[b->n_fresh++] = k;
     }
 }
@@ -172,5 +216,10 @@ int batch_make(BatchMaker *b, const Augment *aug, uint64_t seed, int epoch, int 
     int nw = b->pool ? pool_size(b->pool) : 1;
     for (int k = 0; k < nw; k++)
         if (b->failed[k]) return *err = b->errs[k], -1;
+    for (int k = 0; k < b->batch; k++) {
+        Rng r;
+        rng_seed(&r, b->slots[k].spectral_seed);
+        train_augment_spectral(x + (size_t)k * numel, ts->channels, ts->frames, aug, &r, b->tmp);
+    }
     return b->n_fresh;
 }

@@ -77,10 +77,16 @@ static const char *tone_set(TestCtx *t, int n) {
     return mpath;
 }
 
+/* Channel c's value subtracted from c, at frame 0 (the shift of a ramp). */
+static double c_minus(const float *x, int c, int frames) { return c - x[c * frames]; }
+
 static void opts_for(TrainOptions *o, const char *out, int epochs) {
     train_options_default(o);
     o->epochs = epochs, o->batch = 8, o->lr = 1e-2, o->out = out, o->quiet = true;
     o->aug.fresh_fraction = 0.3, o->aug.max_shift_frames = 2;
+    /* every augmentation on, so resume exactness covers their random draws */
+    o->aug.freq_shift = 1.5, o->aug.time_masks = 1, o->aug.time_mask_frames = 3;
+    o->aug.freq_masks = 1, o->aug.freq_mask_channels = 2;
 }
 
 static double mean_loss(const Network *net, const TrainSet *ts, int batch) {
@@ -123,7 +129,7 @@ TEST(train_tones_loss_falls) {
     Safetensors st;
     REQUIRE(t, safetensors_open(&st, out, &err) == 0, "%s", err.msg);
     const char *aug = safetensors_metadata(&st, "training.augment"), *ep = safetensors_metadata(&st, "training.epochs");
-    CHECK(t, aug && !strcmp(aug, "shift=2 fresh=0.3 snr=0:20"), "provenance: augment '%s'", aug ? aug : "");
+    CHECK(t, aug && !strcmp(aug, "shift=2 fresh=0.3 snr=0:20 freq_shift=1.5 time_masks=1:3 freq_masks=1:2"), "provenance: augment '%s'", aug ? aug : "");
     CHECK(t, ep && !strcmp(ep, "8"), "provenance: epochs '%s'", ep ? ep : "");
     safetensors_close(&st);
     train_set_free(&ts);
@@ -320,4 +326,60 @@ TEST(train_default_on_tiny_recipe) {
     train_set_free(&ts);
     network_free(&net);
     manifest_free(&m);
+}
+
+/* Frequency shift: on a ramp x[c][t] = c, linear interpolation gives
+ * c - s exactly away from the edges, so every interior channel moves by the
+ * same s, |s| <= freq_shift, and different draws give different s. Masks:
+ * on all-ones input, the zeros are whole frames (time) or whole channels
+ * (frequency) in one contiguous run of at most the given width. With
+ * everything off the input is untouched and nothing is drawn. */
+TEST(train_augment_spectral_shift_and_masks) {
+    enum { C = 21, T = 20 };
+    float x[C * T], tmp[C * T];
+    Rng r, r0;
+    rng_seed(&r, 7);
+    double first = 0;
+    int distinct = 0;
+    for (int draw = 0; draw < 8; draw++) {
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < T; k++) x[c * T + k] = (float)c;
+        Augment a = {.freq_shift = 2};
+        train_augment_spectral(x, C, T, &a, &r, tmp);
+        double s = c_minus(x, 3, T);
+        CHECK(t, fabs(s) <= 2 + 1e-6, "shift %g beyond 2 channels", s);
+        for (int c = 3; c < C - 3; c++)
+            for (int k = 0; k < T; k++)
+                CHECK(t, fabs(c - x[c * T + k] - s) < 1e-5, "channel %d frame %d moved by %g, not %g", c, k,
+                      c - x[c * T + k], s);
+        if (draw == 0) first = s;
+        else distinct += fabs(s - first) > 1e-3;
+    }
+    CHECK(t, distinct > 0, "every draw shifted by the same amount");
+    for (int along_time = 0; along_time < 2; along_time++)
+        for (int draw = 0; draw < 20; draw++) {
+            for (int i = 0; i < C * T; i++) x[i] = 1;
+            Augment a = {0};
+            if (along_time) a.time_masks = 1, a.time_mask_frames = 5;
+            else a.freq_masks = 1, a.freq_mask_channels = 4;
+            train_augment_spectral(x, C, T, &a, &r, tmp);
+            int len = along_time ? T : C, other = along_time ? C : T, first_zero = -1, zeros = 0;
+            for (int i = 0; i < len; i++) {
+                int nz = 0;
+                for (int j = 0; j < other; j++) nz += (along_time ? x[j * T + i] : x[i * T + j]) == 0;
+                CHECK(t, nz == 0 || nz == other, "mask covers %d of %d cells of a row", nz, other);
+                if (nz == other) {
+                    if (first_zero < 0) first_zero = i;
+                    CHECK(t, i == first_zero + zeros, "mask not contiguous at %d", i);
+                    zeros++;
+                }
+            }
+            CHECK(t, zeros <= (along_time ? 5 : 4), "mask of %d rows", zeros);
+        }
+    for (int i = 0; i < C * T; i++) x[i] = (float)i;
+    r0 = r;
+    Augment off = {0};
+    train_augment_spectral(x, C, T, &off, &r, tmp);
+    for (int i = 0; i < C * T; i++) CHECK(t, x[i] == (float)i, "element %d changed with augmentation off", i);
+    CHECK(t, rng_next(&r) == rng_next(&r0), "augmentation off drew random numbers");
 }
