@@ -22,243 +22,11 @@
  * channels above a chirp's range, whose envelopes sit at the 1e-8 floor
  * where the backward pass is most sensitive). After that, float32 rounding
  * is relative to each channel's own spectrum. */
-#include "model.h"
-
-#include <fftw3.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* front_end.c: validation and the filterbank/window design (internal). */
-int front_end_config_validate(const FrontEndConfig *c, Error *err);
-int front_end_filter_bands(const FrontEndConfig *cfg, int **start, int **len, size_t **off,
-                           double **values);
-double *front_end_window(const FrontEndConfig *cfg);
-typedef struct RfftDouble RfftDouble;
-RfftDouble *rfft_double_create(int N); /* NULL: N has a prime factor > 64 */
-void rfft_double_free(RfftDouble *f);
-size_t rfft_double_scratch(int N); /* doubles */
-void rfft_double(const RfftDouble *f, const float *x, double *X, double *scratch);
-
-#define ENV_FLOOR 1e-16f /* |z|^2 clamp of chcochleagram's complex_abs */
-
-struct Cochleagram {
-    FrontEndConfig cfg;
-    int N, nbins, C, T, hop, W;
-    int *band_start, *band_len; /* per channel: first nonzero bin, count */
-    size_t *band_off;           /* offset of the channel's values in filt */
-    float *filt;                /* H_c[k] / N, concatenated */
-    float *win;                 /* W taps */
-    RfftDouble *rfft;           /* NULL: the float r2c plan computes X */
-    size_t zstride;             /* complex samples per kept analytic signal */
-    fftwf_plan ifft, c2r, r2c;
-    void (*envelope)(const float *z, float *env, int n);
-    void (*envelope_backward)(const float *z, const float *d_env, float *out, int n);
-};
-
-typedef struct {
-    fftwf_complex *spec; /* N: zero except while a channel's band is filled in */
-    fftwf_complex *buf;  /* N: backward's conj(d/dz) */
-    fftwf_complex *buf2; /* N: its transform */
-    float *env;          /* N: envelope (forward) or d/d envelope (backward) */
-    float *g;            /* T: d/d downsampled */
-} WorkerScratch;
-
-struct CochleagramWork {
-    int n_workers;
-    float *wave;      /* N: aligned copy of the input, then of d_wave */
-    double *dscratch; /* for rfft_double */
-    double *X;        /* 2 x nbins: rfft of the last forward's wave */
-    fftwf_complex *z; /* C x zstride: analytic signals kept for backward */
-    float *u;         /* C x T: scale*(relu(d)+offset) saved for backward */
-    /* Backward: each channel's d/dX on its band (laid out like filt), summed
-     * in channel order afterwards so results do not depend on the number of
-     * workers or on which worker ran which channel. */
-    fftwf_complex *gband;
-    fftwf_complex *G; /* nbins: d/dX */
-    bool have_forward;
-    WorkerScratch *ws;
-};
-
-static void pick_kernels(Cochleagram *c);
-
-/* FFTW's planner is not thread-safe; execution of a finished plan is. */
-static pthread_mutex_t planner_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static fftwf_complex *alloc_complex(size_t n) { return (fftwf_complex *)alloc_floats(2 * n); }
-static double *alloc_doubles(size_t n) { return (double *)alloc_floats(2 * n); } /* n doubles */
-
-/* ------------------------------------------------------------ set-up */
-
-/* FFTW_MEASURE times candidate algorithms, so two processes may pick
- * different ones and round differently (results agree to ~1e-7, not bit for
- * bit), and measuring costs ~0.7 s per process. Wisdom pins the choice: plans
- * are read from a per-user cache file (METAMERS_FFTW_WISDOM, default
- * $XDG_CACHE_HOME/metamers/fftw-wisdom-f32; empty disables), rewritten
- * atomically when planning added to it. So every run on a machine uses the
- * same plans and a resumed synthesis reproduces an uninterrupted one. */
-static const char *wisdom_path(char *buf, size_t n) {
-    const char *env = getenv("METAMERS_FFTW_WISDOM");
-    if (env) return *env ? env : NULL;
-    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (cache && *cache)
-        snprintf(buf, n, "%s/metamers", cache);
-    else if (home && *home)
-        snprintf(buf, n, "%s/.cache/metamers", home);
-    else
-        return NULL;
-    Error err;
-    if (make_dirs(buf, 0755, &err) != 0) return NULL;
-    size_t len = strlen(buf);
-    snprintf(buf + len, n - len, "/fftw-wisdom-f32");
-    return buf;
-}
-
-static void wisdom_import(const char *path) {
-    if (path) fftwf_import_wisdom_from_filename(path); /* a missing file is fine */
-}
-
-static void wisdom_export(const char *path) {
-    if (!path) return;
-    char *now = fftwf_export_wisdom_to_string(), *old = NULL;
-    size_t n = 0;
-    Error err;
-    bool same = read_file(path, &old, &n, &err) == 0 && now && strcmp(old, now) == 0;
-    if (now && !same) atomic_write_file(path, now, strlen(now), 0644, &err); /* best effort */
-    free(old);
-    fftwf_free(now);
-}
-
-static int make_plans(Cochleagram *c, Error *err) {
-    int N = c->N;
-    float *re = alloc_floats((size_t)N + 16);
-    fftwf_complex *a = alloc_complex((size_t)N), *b = alloc_complex((size_t)N);
-    char buf[1024];
-    const char *wisdom = wisdom_path(buf, sizeof buf);
-    pthread_mutex_lock(&planner_mu);
-    wisdom_import(wisdom);
-    /* MEASURE overwrites the arrays: these are scratch, executed later on
-     * other (equally 64-byte aligned) arrays through the new-array API.
-     * Only the complex transform runs per channel (2 x channels times per
-     * clip) and earns MEASURE's ~0.7 s; the real ones run once per pass. */
-    c->ifft = fftwf_plan_dft_1d(N, a, b, FFTW_BACKWARD, FFTW_MEASURE);
-    c->c2r = fftwf_plan_dft_c2r_1d(N, a, re, FFTW_ESTIMATE);
-    if (!c->rfft) c->r2c = fftwf_plan_dft_r2c_1d(N, re, a, FFTW_ESTIMATE);
-    wisdom_export(wisdom);
-    pthread_mutex_unlock(&planner_mu);
-    free(re);
-    free(a);
-    free(b);
-    if (!c->ifft || !c->c2r || (!c->rfft && !c->r2c))
-        return error_set(err, "front_end: FFTW could not plan a %d-point transform", N);
-    return 0;
-}
-
-/* Filters as float, scaled by 1/N. The reference rounds its filters to
- * float32 before use; rounding the same way first keeps us closest to it. */
-static void load_design(Cochleagram *c) {
-    double *values, *win = front_end_window(&c->cfg);
-    c->C = front_end_filter_bands(&c->cfg, &c->band_start, &c->band_len, &c->band_off, &values);
-    size_t total = c->band_off[c->C];
-    c->filt = alloc_floats(total + 1);
-    for (size_t i = 0; i < total; i++)
-        c->filt[i] = (float)((double)(float)values[i] / c->N);
-    c->win = alloc_floats((size_t)c->W);
-    for (int j = 0; j < c->W; j++)
-        c->win[j] = (float)win[j];
-    free(values);
-    free(win);
-}
-
-Cochleagram *cochleagram_create(const FrontEndConfig *cfg, Error *err) {
-    if (front_end_config_validate(cfg, err) != 0) return NULL;
-    Cochleagram *c = xcalloc(1, sizeof *c);
-    c->cfg = *cfg;
-    c->N = cfg->signal_size;
-    c->nbins = c->N / 2 + 1;
-    c->hop = cfg->sr / cfg->env_sr;
-    c->W = cfg->window_size;
-    c->T = (c->N - c->W) / c->hop + 1;
-    c->zstride = ((size_t)c->N + 7) / 8 * 8; /* every channel 64-byte aligned for FFTW */
-    load_design(c);
-    c->rfft = rfft_double_create(c->N);
-    pick_kernels(c);
-    if (make_plans(c, err) != 0) {
-        cochleagram_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-void cochleagram_free(Cochleagram *c) {
-    if (!c) return;
-    pthread_mutex_lock(&planner_mu);
-    fftwf_plan plans[3] = {c->ifft, c->c2r, c->r2c};
-    for (int i = 0; i < 3; i++)
-        if (plans[i]) fftwf_destroy_plan(plans[i]);
-    pthread_mutex_unlock(&planner_mu);
-    free(c->band_start);
-    free(c->band_len);
-    free(c->band_off);
-    free(c->filt);
-    free(c->win);
-    rfft_double_free(c->rfft);
-    free(c);
-}
-
-int cochleagram_channels(const Cochleagram *c) { return c->C; }
-int cochleagram_frames(const Cochleagram *c) { return c->T; }
-int cochleagram_samples(const Cochleagram *c) { return c->N; }
-const FrontEndConfig *cochleagram_config(const Cochleagram *c) { return &c->cfg; }
-
-CochleagramWork *cochleagram_work_create(const Cochleagram *c, int n_workers) {
-    if (n_workers < 1) n_workers = 1;
-    CochleagramWork *w = xcalloc(1, sizeof *w);
-    size_t N = (size_t)c->N, nb = (size_t)c->nbins;
-    w->n_workers = n_workers;
-    w->wave = alloc_floats(N + 16);
-    w->dscratch = alloc_doubles(rfft_double_scratch(c->N));
-    w->X = alloc_doubles(2 * nb);
-    w->z = alloc_complex((size_t)c->C * c->zstride);
-    /* Touch the kept signals (67 MB for cochleagram_1) now, not in the first forward. */
-    memset(w->z, 0, sizeof(fftwf_complex) * (size_t)c->C * c->zstride);
-    w->u = alloc_floats((size_t)c->C * (size_t)c->T);
-    w->ws = xcalloc((size_t)n_workers, sizeof *w->ws);
-    for (int k = 0; k < n_workers; k++) {
-        WorkerScratch *s = &w->ws[k];
-        s->spec = alloc_complex(N);
-        memset(s->spec, 0, sizeof(fftwf_complex) * N);
-        s->buf = alloc_complex(N);
-        s->buf2 = alloc_complex(N);
-        s->env = alloc_floats(N);
-        s->g = alloc_floats((size_t)c->T);
-    }
-    w->gband = alloc_complex(c->band_off[c->C] + 1);
-    w->G = alloc_complex(nb);
-    return w;
-}
-
-void cochleagram_work_free(CochleagramWork *w) {
-    if (!w) return;
-    for (int k = 0; k < w->n_workers; k++) {
-        WorkerScratch *s = &w->ws[k];
-        free(s->spec);
-        free(s->buf);
-        free(s->buf2);
-        free(s->env);
-        free(s->g);
-    }
-    free(w->ws);
-    free(w->wave);
-    free(w->dscratch);
-    free(w->X);
-    free(w->z);
-    free(w->u);
-    free(w->gband);
-    free(w->G);
-    free(w);
-}
+#include "cochleagram_internal.h"
 
 /* ------------------------------------------------------------ hot kernels */
 
@@ -370,7 +138,7 @@ __attribute__((target("avx2"))) static void envelope_backward_avx2(const float *
 
 /* The widest the CPU has; METAMERS_COCH_KERNELS=scalar|avx2 picks a narrower
  * one (the tests check that all give the same bits). */
-static void pick_kernels(Cochleagram *c) {
+void cochleagram_pick_kernels(Cochleagram *c) {
     const char *want = getenv("METAMERS_COCH_KERNELS");
     c->envelope = envelope_scalar;
     c->envelope_backward = envelope_backward_scalar;
@@ -447,22 +215,35 @@ typedef struct {
     float *out;
 } Job;
 
-/* Channel ch's analytic signal IFFT(zero-padded X * H_ch), kept in w->z for
- * backward. Keeping it (C x N complex floats, 67 MB for cochleagram_1) beat
- * recomputing it in backward with one more FFT per channel, memory traffic
- * included: 43-46 against 50-51 ms per cochleagram_1 fwd+bwd on one core. */
+/* Channel ch's bins [k0, k0+len) land at (k0 + m) mod M of an M-point
+ * transform: with M = N (exact) at k0 + m; with M = N/r the M-point inverse
+ * FFT of the folded band is the analytic signal at every r-th sample,
+ * exactly (e^(2 pi i k r n / N) = e^(2 pi i (k mod M) n / M)). At most one
+ * wrap, since len <= M: the band is two runs, [0, split) and [split, len). */
+static int band_split(const Cochleagram *c, int ch, int *first) {
+    int M = c->env_len[ch], k0 = c->band_start[ch] % M, len = c->band_len[ch];
+    *first = k0;
+    return M - k0 < len ? M - k0 : len;
+}
+
+/* Channel ch's analytic signal (at every env_step-th sample), kept in w->z
+ * for backward. Keeping it (C x N complex floats, 67 MB for cochleagram_1)
+ * beat recomputing it in backward with one more FFT per channel, memory
+ * traffic included: 43-46 against 50-51 ms per cochleagram_1 fwd+bwd. */
 static fftwf_complex *analytic_signal(const Cochleagram *c, CochleagramWork *w, WorkerScratch *s,
                                       int ch) {
     fftwf_complex *z = w->z + (size_t)ch * c->zstride;
-    int k0 = c->band_start[ch], len = c->band_len[ch];
+    int first, split = band_split(c, ch, &first), len = c->band_len[ch];
     const float *h = c->filt + c->band_off[ch];
-    const double *X = w->X + 2 * (size_t)k0;
+    const double *X = w->X + 2 * (size_t)c->band_start[ch];
     for (int m = 0; m < len; m++) {
-        s->spec[k0 + m][0] = (float)(X[2 * m] * h[m]);
-        s->spec[k0 + m][1] = (float)(X[2 * m + 1] * h[m]);
+        int k = m < split ? first + m : m - split;
+        s->spec[k][0] = (float)(X[2 * m] * h[m]);
+        s->spec[k][1] = (float)(X[2 * m + 1] * h[m]);
     }
-    fftwf_execute_dft(c->ifft, s->spec, z);
-    memset(s->spec + k0, 0, sizeof(fftwf_complex) * (size_t)len); /* zero again */
+    fftwf_execute_dft(c->env_plan[ch], s->spec, z);
+    memset(s->spec + first, 0, sizeof(fftwf_complex) * (size_t)split); /* zero again */
+    memset(s->spec, 0, sizeof(fftwf_complex) * (size_t)(len - split));
     return z;
 }
 
@@ -472,9 +253,10 @@ static void forward_channel(void *ctx, int ch, int worker) {
     CochleagramWork *w = job->w;
     WorkerScratch *s = &w->ws[worker];
     const fftwf_complex *z = analytic_signal(c, w, s, ch);
-    c->envelope((const float *)z, s->env, c->N);
+    int r = c->env_step[ch];
+    c->envelope((const float *)z, s->env, c->env_len[ch]);
     float *d = job->out + (size_t)ch * c->T, *u = w->u + (size_t)ch * c->T;
-    downsample(s->env, c->win, c->W, c->hop, c->T, d);
+    downsample(s->env, c->env_win[ch], c->env_taps[ch], c->hop / r, c->T, d);
     const FrontEndConfig *f = &c->cfg;
     for (int t = 0; t < c->T; t++) {
         float x = d[t] > 0 ? d[t] : 0;
@@ -496,18 +278,20 @@ static void backward_channel(void *ctx, int ch, int worker) {
         slope = slope > clip ? clip : slope < -clip ? -clip : slope;
         s->g[t] = dy[t] * slope * scale;
     }
-    upsample(s->g, c->win, c->W, c->hop, c->T, c->N, s->env);
+    int r = c->env_step[ch], M = c->env_len[ch];
+    upsample(s->g, c->env_win[ch], c->env_taps[ch], c->hop / r, c->T, M, s->env);
     const fftwf_complex *z = w->z + (size_t)ch * c->zstride;
-    c->envelope_backward((const float *)z, s->env, (float *)s->buf, c->N);
+    c->envelope_backward((const float *)z, s->env, (float *)s->buf, M);
     /* Transpose of the inverse FFT (1/N is in the filter values): an FFT,
      * done as conj(IFFT(conj)) so that one plan serves both passes. */
-    fftwf_execute_dft(c->ifft, s->buf, s->buf2);
-    int k0 = c->band_start[ch], len = c->band_len[ch];
+    fftwf_execute_dft(c->env_plan[ch], s->buf, s->buf2);
+    int first, split = band_split(c, ch, &first), len = c->band_len[ch];
     const float *h = c->filt + c->band_off[ch];
     fftwf_complex *gb = w->gband + c->band_off[ch];
     for (int m = 0; m < len; m++) {
-        gb[m][0] = h[m] * s->buf2[k0 + m][0];
-        gb[m][1] = -(h[m] * s->buf2[k0 + m][1]);
+        int k = m < split ? first + m : m - split;
+        gb[m][0] = h[m] * s->buf2[k][0];
+        gb[m][1] = -(h[m] * s->buf2[k][1]);
     }
 }
 

@@ -42,6 +42,14 @@ typedef struct CochleagramWork CochleagramWork; /* per-clip buffers, saved state
 /* Builds filters and FFTW plans once. Errors name the bad parameter. */
 Cochleagram *cochleagram_create(const FrontEndConfig *cfg, Error *err);
 void cochleagram_free(Cochleagram *c);
+/* A cochleagram for fast synthesis: each channel's envelope is formed at
+ * every r-th sample only (r per channel, as coarse as oversample x the
+ * channel's bandwidth allows) and downsampled by the window's every r-th
+ * tap. Not exact: a close surrogate whose error synth/README.md measures
+ * (metamers are judged with the exact one). oversample 0 = exact. */
+Cochleagram *cochleagram_create_reduced(const FrontEndConfig *cfg, double oversample, Error *err);
+/* Envelope samples per clip over all channels (channels x samples if exact). */
+int cochleagram_envelope_samples(const Cochleagram *c);
 int cochleagram_channels(const Cochleagram *c); /* e.g. 211 */
 int cochleagram_frames(const Cochleagram *c);   /* e.g. 390 */
 int cochleagram_samples(const Cochleagram *c);  /* e.g. 40000 */
@@ -216,6 +224,9 @@ typedef struct {
 } ModelRun;
 
 int model_run_init(ModelRun *m, const Network *net, Pool *pool, Error *err);
+/* The same with the reduced-rate envelope surrogate (cochleagram_create_reduced). */
+int model_run_init_reduced(ModelRun *m, const Network *net, Pool *pool, double oversample,
+                           Error *err);
 void model_run_free(ModelRun *m);
 int model_run_samples(const ModelRun *m);
 /* Computes the cochleagram and only the layers the stages need. */

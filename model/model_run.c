@@ -7,10 +7,15 @@
 #include "model.h"
 
 int model_run_init(ModelRun *m, const Network *net, Pool *pool, Error *err) {
+    return model_run_init_reduced(m, net, pool, 0, err);
+}
+
+int model_run_init_reduced(ModelRun *m, const Network *net, Pool *pool, double oversample,
+                           Error *err) {
     memset(m, 0, sizeof *m);
     m->net = net;
     m->pool = pool;
-    m->coch = cochleagram_create(&net->front_end, err);
+    m->coch = cochleagram_create_reduced(&net->front_end, oversample, err);
     if (!m->coch) return -1;
     m->coch_work = cochleagram_work_create(m->coch, pool_size(pool));
     m->net_work = network_work_create(net, 1, false);

@@ -131,10 +131,11 @@ static double probe(const Cochleagram *c, CochleagramWork *w, const float *x, co
  * 1, the O(h^2) truncation error and float32 rounding in f are both ~1e-4
  * (measured 1e-4..3e-4; h = 3e-3 or 3e-2 give up to 7e-4 and 3e-3, rounding-
  * resp. truncation-dominated), hence the tolerance 2e-3. */
-static void check_finite_differences(TestCtx *t, FrontEndConfig cfg, const char *what) {
+static void check_finite_differences(TestCtx *t, FrontEndConfig cfg, double oversample,
+                                     const char *what) {
     Error err = {{0}};
     cfg.comp_clip = 1e30;
-    Cochleagram *c = cochleagram_create(&cfg, &err);
+    Cochleagram *c = cochleagram_create_reduced(&cfg, oversample, &err);
     REQUIRE(t, c, "%s: %s", what, err.msg);
     int N = cochleagram_samples(c);
     size_t n_out = (size_t)cochleagram_channels(c) * cochleagram_frames(c);
@@ -191,13 +192,28 @@ TEST(cochleagram_finite_differences) {
     Error err = {{0}};
     FrontEndConfig cfg;
     REQUIRE(t, front_end_config_preset("tiny", &cfg, &err) == 0, "%s", err.msg);
-    check_finite_differences(t, cfg, "tiny");
+    check_finite_differences(t, cfg, 0, "tiny");
     FrontEndConfig odd = cfg;
     odd.sr = 8100, odd.signal_size = 2025; /* hop 81 */
-    check_finite_differences(t, odd, "odd length 2025");
+    check_finite_differences(t, odd, 0, "odd length 2025");
     FrontEndConfig prime = cfg;
     prime.signal_size = 80 * 67;
-    check_finite_differences(t, prime, "length 5360 = 80 x 67");
+    check_finite_differences(t, prime, 0, "length 5360 = 80 x 67");
+}
+
+/* The reduced-rate surrogate's backward is the exact transpose of its own
+ * forward (folded bands, every r-th sample, the sampled window): checked
+ * like the exact one, on a front end where channels do get reduced. */
+TEST(cochleagram_reduced_finite_differences) {
+    Error err = {{0}};
+    FrontEndConfig cfg;
+    REQUIRE(t, front_end_config_preset("small", &cfg, &err) == 0, "%s", err.msg);
+    Cochleagram *c = cochleagram_create_reduced(&cfg, 2, &err);
+    REQUIRE(t, c, "%s", err.msg);
+    int all = cochleagram_channels(c) * cochleagram_samples(c), kept = cochleagram_envelope_samples(c);
+    CHECK(t, kept < all / 4, "reduced envelopes keep %d of %d samples", kept, all);
+    cochleagram_free(c);
+    check_finite_differences(t, cfg, 2, "small, reduced x2");
 }
 
 /* --------------------------------------------------------- configuration */

@@ -1,0 +1,270 @@
+/* Building a cochleagram: filters, windows, FFTW plans (with a per-user
+ * wisdom cache), and for reduced-rate envelopes the choice of each channel's
+ * sampling step. Owns every buffer of Cochleagram and CochleagramWork. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cochleagram_internal.h"
+
+/* FFTW's planner is not thread-safe; execution of a finished plan is. */
+static pthread_mutex_t planner_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static fftwf_complex *alloc_complex(size_t n) { return (fftwf_complex *)alloc_floats(2 * n); }
+static double *alloc_doubles(size_t n) { return (double *)alloc_floats(2 * n); } /* n doubles */
+
+/* ------------------------------------------------------------ set-up */
+
+/* FFTW_MEASURE times candidate algorithms, so two processes may pick
+ * different ones and round differently (results agree to ~1e-7, not bit for
+ * bit), and measuring costs ~0.7 s per process. Wisdom pins the choice: plans
+ * are read from a per-user cache file (METAMERS_FFTW_WISDOM, default
+ * $XDG_CACHE_HOME/metamers/fftw-wisdom-f32; empty disables), rewritten
+ * atomically when planning added to it. So every run on a machine uses the
+ * same plans and a resumed synthesis reproduces an uninterrupted one. */
+static const char *wisdom_path(char *buf, size_t n) {
+    const char *env = getenv("METAMERS_FFTW_WISDOM");
+    if (env) return *env ? env : NULL;
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(buf, n, "%s/metamers", cache);
+    else if (home && *home)
+        snprintf(buf, n, "%s/.cache/metamers", home);
+    else
+        return NULL;
+    Error err;
+    if (make_dirs(buf, 0755, &err) != 0) return NULL;
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "/fftw-wisdom-f32");
+    return buf;
+}
+
+static void wisdom_import(const char *path) {
+    if (path) fftwf_import_wisdom_from_filename(path); /* a missing file is fine */
+}
+
+static void wisdom_export(const char *path) {
+    if (!path) return;
+    char *now = fftwf_export_wisdom_to_string(), *old = NULL;
+    size_t n = 0;
+    Error err;
+    bool same = read_file(path, &old, &n, &err) == 0 && now && strcmp(old, now) == 0;
+    if (now && !same) atomic_write_file(path, now, strlen(now), 0644, &err); /* best effort */
+    free(old);
+    fftwf_free(now);
+}
+
+static int make_plans(Cochleagram *c, Error *err) {
+    int N = c->N;
+    float *re = alloc_floats((size_t)N + 16);
+    fftwf_complex *a = alloc_complex((size_t)N), *b = alloc_complex((size_t)N);
+    char buf[1024];
+    const char *wisdom = wisdom_path(buf, sizeof buf);
+    pthread_mutex_lock(&planner_mu);
+    wisdom_import(wisdom);
+    /* MEASURE overwrites the arrays: these are scratch, executed later on
+     * other (equally 64-byte aligned) arrays through the new-array API.
+     * Only the complex transform runs per channel (2 x channels times per
+     * clip) and earns MEASURE's ~0.7 s; the real ones run once per pass. */
+    c->ifft = fftwf_plan_dft_1d(N, a, b, FFTW_BACKWARD, FFTW_MEASURE);
+    c->c2r = fftwf_plan_dft_c2r_1d(N, a, re, FFTW_ESTIMATE);
+    if (!c->rfft) c->r2c = fftwf_plan_dft_r2c_1d(N, re, a, FFTW_ESTIMATE);
+    wisdom_export(wisdom);
+    pthread_mutex_unlock(&planner_mu);
+    free(re);
+    free(a);
+    free(b);
+    if (!c->ifft || !c->c2r || (!c->rfft && !c->r2c))
+        return error_set(err, "front_end: FFTW could not plan a %d-point transform", N);
+    return 0;
+}
+
+/* Filters as float, scaled by 1/N. The reference rounds its filters to
+ * float32 before use; rounding the same way first keeps us closest to it. */
+static void load_design(Cochleagram *c) {
+    double *values, *win = front_end_window(&c->cfg);
+    c->C = front_end_filter_bands(&c->cfg, &c->band_start, &c->band_len, &c->band_off, &values);
+    size_t total = c->band_off[c->C];
+    c->filt = alloc_floats(total + 1);
+    for (size_t i = 0; i < total; i++)
+        c->filt[i] = (float)((double)(float)values[i] / c->N);
+    c->win = alloc_floats((size_t)c->W);
+    for (int j = 0; j < c->W; j++)
+        c->win[j] = (float)win[j];
+    free(values);
+    free(win);
+}
+
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* Index of the M-point plan in c->plans, planning it on first use. */
+static int plan_for(Cochleagram *c, int M, Error *err) {
+    for (int i = 0; i < c->n_plans; i++)
+        if (c->env_len_of_plan[i] == M) return i;
+    if (c->n_plans == (int)(sizeof c->plans / sizeof c->plans[0]))
+        return error_set(err, "front_end: too many envelope rates"), -1;
+    fftwf_complex *a = alloc_complex((size_t)M), *b = alloc_complex((size_t)M);
+    char buf[1024];
+    const char *wisdom = wisdom_path(buf, sizeof buf);
+    pthread_mutex_lock(&planner_mu);
+    wisdom_import(wisdom);
+    fftwf_plan p = fftwf_plan_dft_1d(M, a, b, FFTW_BACKWARD, FFTW_MEASURE);
+    wisdom_export(wisdom);
+    pthread_mutex_unlock(&planner_mu);
+    free(a), free(b);
+    if (!p) return error_set(err, "front_end: FFTW could not plan a %d-point transform", M), -1;
+    c->env_len_of_plan[c->n_plans] = M;
+    c->plans[c->n_plans] = p;
+    return c->n_plans++;
+}
+
+/* Each channel's envelope step r (1: exact). r divides both the hop and N,
+ * so frames start on kept samples, and is the largest such that the kept
+ * rate N/r covers oversample x the band's width plus the window's passband
+ * (N/hop bins): the envelope's square is band-limited to the band's width,
+ * so what the coarser sampling aliases into the window's passband is only
+ * the small tail of the square root beyond it. oversample 0: exact. */
+static int choose_envelope_steps(Cochleagram *c, double oversample, Error *err) {
+    int C = c->C, g = gcd(c->hop, c->N);
+    c->env_step = xmalloc(sizeof(int) * (size_t)C);
+    c->env_len = xmalloc(sizeof(int) * (size_t)C);
+    c->env_taps = xmalloc(sizeof(int) * (size_t)C);
+    c->env_plan = xmalloc(sizeof(fftwf_plan) * (size_t)C);
+    c->env_win = xmalloc(sizeof(float *) * (size_t)C);
+    c->wins = alloc_floats((size_t)C * (size_t)c->W + 1);
+    double total = 0;
+    for (int j = 0; j < c->W; j++) total += c->win[j];
+    size_t used = 0;
+    for (int ch = 0; ch < C; ch++) {
+        int r = 1;
+        double need = oversample * c->band_len[ch] + (double)c->N / c->hop;
+        for (int d = g; oversample > 0 && d > 1; d--)
+            if (g % d == 0 && c->N / d >= need && c->N / d >= c->band_len[ch]) {
+                r = d;
+                break;
+            }
+        c->env_step[ch] = r, c->env_len[ch] = c->N / r;
+        c->env_taps[ch] = (c->W - 1) / r + 1;
+        if (r == 1) {
+            c->env_plan[ch] = c->ifft, c->env_win[ch] = c->win;
+            continue;
+        }
+        int pi = plan_for(c, c->N / r, err);
+        if (pi < 0) return -1;
+        c->env_plan[ch] = c->plans[pi];
+        /* The window at every r-th tap, rescaled so its sum (the gain at
+         * 0 Hz) is the full window's: a Riemann sum of the same filter. */
+        float *w = c->wins + used;
+        double part = 0;
+        for (int m = 0; m < c->env_taps[ch]; m++) part += c->win[m * r];
+        for (int m = 0; m < c->env_taps[ch]; m++) w[m] = (float)(c->win[m * r] * total / part);
+        c->env_win[ch] = w;
+        used += (size_t)c->env_taps[ch];
+    }
+    return 0;
+}
+
+Cochleagram *cochleagram_create_reduced(const FrontEndConfig *cfg, double oversample, Error *err) {
+    if (front_end_config_validate(cfg, err) != 0) return NULL;
+    if (!(oversample >= 0) || oversample > 1e3)
+        return error_set(err, "front_end: envelope oversampling %g out of range (0 = exact, or >= 1)", oversample), NULL;
+    Cochleagram *c = xcalloc(1, sizeof *c);
+    c->cfg = *cfg;
+    c->N = cfg->signal_size;
+    c->nbins = c->N / 2 + 1;
+    c->hop = cfg->sr / cfg->env_sr;
+    c->W = cfg->window_size;
+    c->T = (c->N - c->W) / c->hop + 1;
+    c->zstride = ((size_t)c->N + 7) / 8 * 8; /* every channel 64-byte aligned for FFTW */
+    load_design(c);
+    c->rfft = rfft_double_create(c->N);
+    cochleagram_pick_kernels(c);
+    if (make_plans(c, err) != 0 || choose_envelope_steps(c, oversample, err) != 0) {
+        cochleagram_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+Cochleagram *cochleagram_create(const FrontEndConfig *cfg, Error *err) {
+    return cochleagram_create_reduced(cfg, 0, err);
+}
+
+int cochleagram_envelope_samples(const Cochleagram *c) {
+    int n = 0;
+    for (int ch = 0; ch < c->C; ch++) n += c->env_len[ch];
+    return n;
+}
+
+void cochleagram_free(Cochleagram *c) {
+    if (!c) return;
+    pthread_mutex_lock(&planner_mu);
+    fftwf_plan plans[3] = {c->ifft, c->c2r, c->r2c};
+    for (int i = 0; i < 3; i++)
+        if (plans[i]) fftwf_destroy_plan(plans[i]);
+    for (int i = 0; i < c->n_plans; i++) fftwf_destroy_plan(c->plans[i]);
+    pthread_mutex_unlock(&planner_mu);
+    free(c->env_step), free(c->env_len), free(c->env_taps), free(c->env_plan), free(c->env_win);
+    free(c->wins);
+    free(c->band_start);
+    free(c->band_len);
+    free(c->band_off);
+    free(c->filt);
+    free(c->win);
+    rfft_double_free(c->rfft);
+    free(c);
+}
+
+int cochleagram_channels(const Cochleagram *c) { return c->C; }
+int cochleagram_frames(const Cochleagram *c) { return c->T; }
+int cochleagram_samples(const Cochleagram *c) { return c->N; }
+const FrontEndConfig *cochleagram_config(const Cochleagram *c) { return &c->cfg; }
+
+CochleagramWork *cochleagram_work_create(const Cochleagram *c, int n_workers) {
+    if (n_workers < 1) n_workers = 1;
+    CochleagramWork *w = xcalloc(1, sizeof *w);
+    size_t N = (size_t)c->N, nb = (size_t)c->nbins;
+    w->n_workers = n_workers;
+    w->wave = alloc_floats(N + 16);
+    w->dscratch = alloc_doubles(rfft_double_scratch(c->N));
+    w->X = alloc_doubles(2 * nb);
+    w->z = alloc_complex((size_t)c->C * c->zstride);
+    /* Touch the kept signals (67 MB for cochleagram_1) now, not in the first forward. */
+    memset(w->z, 0, sizeof(fftwf_complex) * (size_t)c->C * c->zstride);
+    w->u = alloc_floats((size_t)c->C * (size_t)c->T);
+    w->ws = xcalloc((size_t)n_workers, sizeof *w->ws);
+    for (int k = 0; k < n_workers; k++) {
+        WorkerScratch *s = &w->ws[k];
+        s->spec = alloc_complex(N);
+        memset(s->spec, 0, sizeof(fftwf_complex) * N);
+        s->buf = alloc_complex(N);
+        s->buf2 = alloc_complex(N);
+        s->env = alloc_floats(N);
+        s->g = alloc_floats((size_t)c->T);
+    }
+    w->gband = alloc_complex(c->band_off[c->C] + 1);
+    w->G = alloc_complex(nb);
+    return w;
+}
+
+void cochleagram_work_free(CochleagramWork *w) {
+    if (!w) return;
+    for (int k = 0; k < w->n_workers; k++) {
+        WorkerScratch *s = &w->ws[k];
+        free(s->spec);
+        free(s->buf);
+        free(s->buf2);
+        free(s->env);
+        free(s->g);
+    }
+    free(w->ws);
+    free(w->wave);
+    free(w->dscratch);
+    free(w->X);
+    free(w->z);
+    free(w->u);
+    free(w->gband);
+    free(w->G);
+    free(w);
+}
