@@ -242,3 +242,49 @@ BENCH(cochleagram_1_forward_backward) {
     free(wave), free(cot), free(out), free(grad), free(rout), free(rgrad);
     cochleagram_free(c);
 }
+
+/* The reduced-rate envelope surrogate (`metamers synth --envelope reduced`)
+ * against the exact front end in the same run: fwd+bwd time on one thread,
+ * and its output and gradient error, for the default model's front end and
+ * cochleagram_1. Input: white noise (the metamers' starting point). */
+BENCH(cochleagram_reduced_envelope) {
+    const char *presets[] = {"default", "cochleagram_1"};
+    for (int p = 0; p < 2; p++) {
+        Error err = {{0}};
+        FrontEndConfig cfg;
+        if (front_end_config_preset(presets[p], &cfg, &err) != 0) {
+            printf("  %s\n", err.msg);
+            return;
+        }
+        Cochleagram *ex = cochleagram_create(&cfg, &err), *re = cochleagram_create_reduced(&cfg, 4, &err);
+        if (!ex || !re) {
+            printf("  %s\n", err.msg);
+            cochleagram_free(ex);
+            return;
+        }
+        size_t N = (size_t)cochleagram_samples(ex);
+        size_t n_out = (size_t)cochleagram_channels(ex) * cochleagram_frames(ex);
+        Rng rng;
+        rng_seed(&rng, 1);
+        float *wave = alloc_floats(N), *cot = alloc_floats(n_out);
+        for (size_t i = 0; i < N; i++) wave[i] = (float)(0.05 * rng_normal(&rng));
+        for (size_t i = 0; i < n_out; i++) cot[i] = (float)rng_normal(&rng);
+        float *out = alloc_floats(n_out), *grad = alloc_floats(N);
+        float *rout = alloc_floats(n_out), *rgrad = alloc_floats(N);
+        double t_ex = time_optimized(ex, 1, wave, cot, out, grad);
+        double t_re = time_optimized(re, 1, wave, cot, rout, rgrad);
+        char what[120], note[160];
+        snprintf(what, sizeof what, "%s: reduced envelope fwd+bwd, 1 thread", presets[p]);
+        snprintf(note, sizeof note, "exact %.2f ms in the same run; %d of %zu envelope samples",
+                 1e3 * t_ex, cochleagram_envelope_samples(re), (size_t)cochleagram_channels(ex) * N);
+        bench_report(what, 1e3 * t_re, "ms", note);
+        snprintf(what, sizeof what, "%s: ratio = exact / reduced", presets[p]);
+        bench_report(what, t_ex / t_re, "x", NULL);
+        snprintf(what, sizeof what, "%s: reduced vs exact rel. L2: cochleagram", presets[p]);
+        snprintf(note, sizeof note, "gradient %.3g ppm", 1e6 * rel_diff(rgrad, grad, N));
+        bench_report(what, 1e6 * rel_diff(rout, out, n_out), "ppm", note);
+        free(wave), free(cot), free(out), free(grad), free(rout), free(rgrad);
+        cochleagram_free(ex);
+        cochleagram_free(re);
+    }
+}

@@ -74,7 +74,7 @@ static double step_seconds(ModelRun *m, int stage, const float *natural, int rep
 /* Steps/s per stage with one thread (as each of two parallel jobs runs),
  * and the projected feather2023 time for every stage of one clip on two
  * cores (longest jobs first over two workers). Returns the projection. */
-static double stage_table(const char *spec, const char *label, int reps) {
+static double stage_table(const char *spec, const char *label, int reps, double oversample) {
     Network net;
     Error err = {0};
     if (network_open(&net, spec, &err) != 0) {
@@ -82,7 +82,7 @@ static double stage_table(const char *spec, const char *label, int reps) {
         return -1;
     }
     ModelRun m;
-    if (model_run_init(&m, &net, NULL, &err) != 0) {
+    if (model_run_init_reduced(&m, &net, NULL, oversample, &err) != 0) {
         printf("  %s\n", err.msg);
         network_free(&net);
         return -1;
@@ -111,7 +111,7 @@ static double stage_table(const char *spec, const char *label, int reps) {
      * at one thread: its threaded sgemv is not bit-identical to the serial). */
     Pool *pool = pool_create(2);
     ModelRun m2;
-    if (model_run_init(&m2, &net, pool, &err) == 0) {
+    if (model_run_init_reduced(&m2, &net, pool, oversample, &err) == 0) {
         int deepest = stages[ns - 1];
         double s2 = step_seconds(&m2, deepest, clip, reps);
         snprintf(what, sizeof what, "%s %s, 1 job x 2 threads", label, net.arch.layers[deepest].name);
@@ -126,7 +126,7 @@ static double stage_table(const char *spec, const char *label, int reps) {
     return projected;
 }
 
-BENCH(synth_steps_cochcnn9) { stage_table("builtin:cochcnn9", "cochcnn9 (random)", 3); }
+BENCH(synth_steps_cochcnn9) { stage_table("builtin:cochcnn9", "cochcnn9 (random)", 3, 0); }
 
 BENCH(synth_steps_default_model) {
     const char *path = default_model();
@@ -134,7 +134,17 @@ BENCH(synth_steps_default_model) {
         printf("  note: models/default.safetensors absent (set METAMERS_SYNTH_MODEL=path): skipped\n");
         return;
     }
-    stage_table(path, "default", 5);
+    stage_table(path, "default", 5, 0);
+}
+
+/* The same through the reduced-rate envelope surrogate (`--envelope reduced`). */
+BENCH(synth_steps_default_model_reduced_envelope) {
+    const char *path = default_model();
+    if (!path) {
+        printf("  note: models/default.safetensors absent (set METAMERS_SYNTH_MODEL=path): skipped\n");
+        return;
+    }
+    stage_table(path, "default, --envelope reduced", 5, SYNTH_ENVELOPE_OVERSAMPLE);
 }
 
 /* One whole feather2023 metamer (24000 steps) at the default model's

@@ -80,15 +80,28 @@ static void state_fresh(MetamerState *st, const SynthSettings *s, uint64_t seed,
     st->seconds = 0;
 }
 
-/* Statistics of the final waveform against the natural clip. */
+/* Statistics of the final waveform against the natural clip, with the
+ * exact model: the judge's own natural activations when o is a surrogate. */
 static void measure(Objective *o, const MetamerSpec *spec, const float *wave, MetamerResult *r) {
-    r->final_loss = objective_loss(o, wave);
-    const float *a = model_stage_output(o->m, o->stage);
-    r->spearman = synth_spearman(o->a0, a, o->numel);
-    r->pearson = synth_pearson(o->a0, a, o->numel);
-    r->snr_db = synth_snr_db(o->a0, a, o->numel);
-    r->pred_metamer = predict(o->m, spec->task_layer, wave);
-    r->pred_natural = predict(o->m, spec->task_layer, spec->natural);
+    Objective j = *o;
+    float *a0 = NULL;
+    if (spec->judge && spec->judge != o->m) {
+        j.m = spec->judge;
+        model_forward(j.m, spec->natural, &j.stage, 1);
+        a0 = alloc_floats(j.numel);
+        memcpy(a0, model_stage_output(j.m, j.stage), j.numel * sizeof(float));
+        double ss = 0;
+        for (size_t i = 0; i < j.numel; i++) ss += (double)a0[i] * a0[i];
+        j.a0 = a0, j.norm0 = ss > 0 ? sqrt(ss) : 1.0;
+    }
+    r->final_loss = objective_loss(&j, wave);
+    const float *a = model_stage_output(j.m, j.stage);
+    r->spearman = synth_spearman(j.a0, a, j.numel);
+    r->pearson = synth_pearson(j.a0, a, j.numel);
+    r->snr_db = synth_snr_db(j.a0, a, j.numel);
+    r->pred_metamer = predict(j.m, spec->task_layer, wave);
+    r->pred_natural = predict(j.m, spec->task_layer, spec->natural);
+    free(a0);
 }
 
 /* The optimization loop from st->step to the end; returns 0, or -1 on a

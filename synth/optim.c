@@ -88,8 +88,11 @@ void synth_settings_describe(const SynthSettings *s, char *buf, size_t size) {
         n += snprintf(buf + n, size - (size_t)n, " init_sd=%s clamp=%s", exact(s->init_sd, a),
                       exact(s->clamp, b));
     if (n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " clip_rms=%s fake_relu=%d", exact(s->clip_rms, a),
-                 (int)s->fake_relu);
+        n += snprintf(buf + n, size - (size_t)n, " clip_rms=%s fake_relu=%d", exact(s->clip_rms, a),
+                      (int)s->fake_relu);
+    /* only when set, so exact runs keep the descriptions older runs wrote */
+    if (s->envelope_oversample > 0 && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " envelope_oversample=%s", exact(s->envelope_oversample, a));
 }
 
 /* ------------------------------------------------------------ optimizers */

@@ -38,6 +38,7 @@ typedef struct {
     /* execution */
     int *pending, n_pending;
     ModelRun *runs;
+    ModelRun *judges; /* exact models when runs are surrogates, else NULL */
     Progress *progress;
     pthread_mutex_t mu;
     atomic_bool failed; /* set once; workers stop taking jobs */
@@ -268,7 +269,8 @@ static void run_job(void *vctx, int task, int worker) {
     JobCtx jc = {r, worker};
     MetamerSpec spec = {.stage = j->stage, .task_layer = c->task >= 0 ? r->net.task_layers[c->task] : -2,
                         .natural = c->wave, .noise_seed = synth_noise_seed(c->id, j->seed),
-                        .checkpoint = ckpt, .key = key, .progress = on_step, .progress_ctx = &jc};
+                        .checkpoint = ckpt, .key = key, .progress = on_step, .progress_ctx = &jc,
+                        .judge = r->judges ? &r->judges[worker] : NULL};
     char label[96];
     snprintf(label, sizeof label, "%s %s s%d", stage, c->id, j->seed);
     progress_job_start(r->progress, worker, label, 0, synth_total_steps(&r->o->set));
@@ -305,7 +307,13 @@ static int run_pending(Run *r, Error *err) {
     r->runs = xcalloc((size_t)workers, sizeof *r->runs);
     int rc = 0;
     /* Created here, one thread: FFTW planning is not thread safe. */
-    for (int w = 0; w < workers && rc == 0; w++) rc = model_run_init(&r->runs[w], &r->net, inner, err);
+    double os = o->set.envelope_oversample;
+    for (int w = 0; w < workers && rc == 0; w++)
+        rc = model_run_init_reduced(&r->runs[w], &r->net, inner, os, err);
+    if (os > 0) {
+        r->judges = xcalloc((size_t)workers, sizeof *r->judges);
+        for (int w = 0; w < workers && rc == 0; w++) rc = model_run_init(&r->judges[w], &r->net, inner, err);
+    }
     if (rc == 0 && r->n_pending > 0) {
         qsort_r(r->pending, (size_t)r->n_pending, sizeof *r->pending, cmp_depth, r->jobs);
         long long total = (long long)r->n_pending * synth_total_steps(&o->set);
@@ -324,8 +332,12 @@ static int run_pending(Run *r, Error *err) {
         pthread_mutex_destroy(&r->mu);
         if (r->failed) rc = (*err = r->first_err, -1);
     }
-    for (int w = 0; w < workers; w++) model_run_free(&r->runs[w]);
-    free(r->runs);
+    for (int w = 0; w < workers; w++) {
+        model_run_free(&r->runs[w]);
+        if (r->judges) model_run_free(&r->judges[w]);
+    }
+    free(r->runs), free(r->judges);
+    r->judges = NULL;
     if (inner) pool_free(inner);
     return rc;
 }

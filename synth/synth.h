@@ -60,7 +60,16 @@ typedef struct {
     double clip_rms;        /* natural clips are scaled to this RMS */
     bool fake_relu;         /* identity backward through the matched relu */
     int checkpoint_every;   /* steps between checkpoints, 0 = none */
+    /* 0: optimize through the exact cochleagram. > 0: through the reduced-rate
+     * envelope surrogate with this oversampling (cochleagram_create_reduced,
+     * ~7x cheaper front end); the result is always measured and judged with
+     * the exact model. */
+    double envelope_oversample;
 } SynthSettings;
+
+/* `--envelope reduced`'s oversampling: front-end output within ~2e-4 of the
+ * exact one on speech and music, gradient within ~1.5% (synth/README.md). */
+#define SYNTH_ENVELOPE_OVERSAMPLE 4.0
 
 /* "feather2023" or "fast"; errors list the presets. */
 int synth_settings_preset(const char *name, SynthSettings *s, Error *err);
@@ -87,6 +96,9 @@ typedef struct {
      * when resuming from a checkpoint at `step`. */
     void (*progress)(void *ctx, int step, int total, double loss);
     void *progress_ctx;
+    /* The exact model the result is measured with when m is a surrogate
+     * (envelope_oversample > 0); NULL: m itself. */
+    ModelRun *judge;
 } MetamerSpec;
 
 typedef struct {
