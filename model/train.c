@@ -134,18 +134,41 @@ static void adam_init(Adam *a, const Network *net) {
 
 static void adam_free(Adam *a) { free(a->m), free(a->v), free(a->kind); }
 
-static void adam_step(Adam *a, float *w, const float *g, double lr, double wd) {
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+typedef struct {
+    Adam *a;
+    float *w;
+    const float *g;
+    float step, decay, inv_c2;
+} AdamJob;
+
+#define ADAM_CHUNK 65536
+
+/* Parameters [k, k+1) x ADAM_CHUNK. Every parameter's update depends on
+ * that parameter only, so splitting the block over the pool gives the same
+ * bits as one loop (the serial loop was ~12% of a training step). */
+static void adam_chunk(void *ctx, int k, int worker) {
+    (void)worker;
+    const AdamJob *j = ctx;
+    Adam *a = j->a;
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    size_t lo = (size_t)k * ADAM_CHUNK, hi = lo + ADAM_CHUNK < a->n ? lo + ADAM_CHUNK : a->n;
+    float *w = j->w;
+    const float *g = j->g;
+    for (size_t i = lo; i < hi; i++) {
+        if (!a->kind[i]) continue;
+        a->m[i] = b1 * a->m[i] + (float)(1 - 0.9) * g[i];
+        a->v[i] = b2 * a->v[i] + (float)(1 - 0.999) * g[i] * g[i];
+        if (a->kind[i] == 2) w[i] -= j->decay * w[i];
+        w[i] -= j->step * a->m[i] / (sqrtf(a->v[i] * j->inv_c2) + eps);
+    }
+}
+
+static void adam_step(Adam *a, float *w, const float *g, double lr, double wd, Pool *pool) {
+    const double b1 = 0.9, b2 = 0.999;
     a->t++;
     double c1 = 1 - pow(b1, (double)a->t), c2 = 1 - pow(b2, (double)a->t);
-    float step = (float)(lr / c1), decay = (float)(lr * wd), inv_c2 = (float)(1 / c2);
-    for (size_t j = 0; j < a->n; j++) {
-        if (!a->kind[j]) continue;
-        a->m[j] = (float)b1 * a->m[j] + (float)(1 - b1) * g[j];
-        a->v[j] = (float)b2 * a->v[j] + (float)(1 - b2) * g[j] * g[j];
-        if (a->kind[j] == 2) w[j] -= decay * w[j];
-        w[j] -= step * a->m[j] / (sqrtf(a->v[j] * inv_c2) + (float)eps);
-    }
+    AdamJob j = {a, w, g, (float)(lr / c1), (float)(lr * wd), (float)(1 / c2)};
+    pool_run(pool, adam_chunk, &j, (int)((a->n + ADAM_CHUNK - 1) / ADAM_CHUNK));
 }
 
 /* Linear warmup, then cosine decay to 2% of the peak: a short run spends
@@ -309,6 +332,7 @@ typedef struct {
     int32_t *labels;
     Adam adam;
     FILE *log;
+    Pool *pool; /* borrowed */
 } Loop;
 
 static void loop_free(Loop *l) {
@@ -350,7 +374,7 @@ static int run_epoch(Network *net, Loop *l, const TrainSet *ts, const TrainOptio
         train_step_run(net, l->step, l->x, l->labels, train_mix_seed(o->seed, e, k, 0xD80), &st);
         int64_t g = (int64_t)e * steps + k;
         adam_step(&l->adam, net->param_block, train_step_grad(l->step), lr_at(o, g, total),
-                  o->weight_decay);
+                  o->weight_decay, l->pool);
         sums_add(sums, &st, net->n_tasks < TRAIN_MAX_TASKS ? net->n_tasks : TRAIN_MAX_TASKS);
         double now = now_seconds();
         if (!o->quiet && (now - last > 2 || k == steps - 1)) {
@@ -374,6 +398,7 @@ int train_run(Network *net, const TrainSet *ts, const TrainOptions *o, Pool *poo
     if (resume_from(net, &l, o, &first, err) != 0) return adam_free(&l.adam), -1;
     if (log_open(&l.log, o->log_csv, net, first > 0, err) != 0) return adam_free(&l.adam), -1;
     l.step = train_step_create(net, o->batch);
+    l.pool = pool;
     /* The layers cut their products over the pool with OpenBLAS at one
      * thread: 3x faster per example than OpenBLAS's own threads here, and
      * the results no longer depend on the thread count (bit-identical). The
