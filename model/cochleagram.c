@@ -221,12 +221,12 @@ typedef struct {
  * exactly (e^(2 pi i k r n / N) = e^(2 pi i (k mod M) n / M)). At most one
  * wrap, since len <= M: the band is two runs, [0, split) and [split, len). */
 static int band_split(const Cochleagram *c, int ch, int *first) {
-    int M = c->env_len[ch], k0 = c->band_start[ch] % M, len = c->band_len[ch];
+    int M = c->N / c->rates[c->env_rate[ch]].step, k0 = c->band_start[ch] % M, len = c->band_len[ch];
     *first = k0;
     return M - k0 < len ? M - k0 : len;
 }
 
-/* Channel ch's analytic signal (at every env_step-th sample), kept in w->z
+/* Channel ch's analytic signal (at every step-th sample of its rate), kept in w->z
  * for backward. Keeping it (C x N complex floats, 67 MB for cochleagram_1)
  * beat recomputing it in backward with one more FFT per channel, memory
  * traffic included: 43-46 against 50-51 ms per cochleagram_1 fwd+bwd. */
@@ -241,7 +241,7 @@ static fftwf_complex *analytic_signal(const Cochleagram *c, CochleagramWork *w, 
         s->spec[k][0] = (float)(X[2 * m] * h[m]);
         s->spec[k][1] = (float)(X[2 * m + 1] * h[m]);
     }
-    fftwf_execute_dft(c->env_plan[ch], s->spec, z);
+    fftwf_execute_dft(c->rates[c->env_rate[ch]].plan, s->spec, z);
     memset(s->spec + first, 0, sizeof(fftwf_complex) * (size_t)split); /* zero again */
     memset(s->spec, 0, sizeof(fftwf_complex) * (size_t)(len - split));
     return z;
@@ -253,10 +253,10 @@ static void forward_channel(void *ctx, int ch, int worker) {
     CochleagramWork *w = job->w;
     WorkerScratch *s = &w->ws[worker];
     const fftwf_complex *z = analytic_signal(c, w, s, ch);
-    int r = c->env_step[ch];
-    c->envelope((const float *)z, s->env, c->env_len[ch]);
+    const struct EnvRate *e = &c->rates[c->env_rate[ch]];
+    c->envelope((const float *)z, s->env, c->N / e->step);
     float *d = job->out + (size_t)ch * c->T, *u = w->u + (size_t)ch * c->T;
-    downsample(s->env, c->env_win[ch], c->env_taps[ch], c->hop / r, c->T, d);
+    downsample(s->env, e->win, e->taps, c->hop / e->step, c->T, d);
     const FrontEndConfig *f = &c->cfg;
     for (int t = 0; t < c->T; t++) {
         float x = d[t] > 0 ? d[t] : 0;
@@ -278,13 +278,14 @@ static void backward_channel(void *ctx, int ch, int worker) {
         slope = slope > clip ? clip : slope < -clip ? -clip : slope;
         s->g[t] = dy[t] * slope * scale;
     }
-    int r = c->env_step[ch], M = c->env_len[ch];
-    upsample(s->g, c->env_win[ch], c->env_taps[ch], c->hop / r, c->T, M, s->env);
+    const struct EnvRate *e = &c->rates[c->env_rate[ch]];
+    int M = c->N / e->step;
+    upsample(s->g, e->win, e->taps, c->hop / e->step, c->T, M, s->env);
     const fftwf_complex *z = w->z + (size_t)ch * c->zstride;
     c->envelope_backward((const float *)z, s->env, (float *)s->buf, M);
     /* Transpose of the inverse FFT (1/N is in the filter values): an FFT,
      * done as conj(IFFT(conj)) so that one plan serves both passes. */
-    fftwf_execute_dft(c->env_plan[ch], s->buf, s->buf2);
+    fftwf_execute_dft(e->plan, s->buf, s->buf2);
     int first, split = band_split(c, ch, &first), len = c->band_len[ch];
     const float *h = c->filt + c->band_off[ch];
     fftwf_complex *gb = w->gband + c->band_off[ch];

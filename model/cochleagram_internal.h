@@ -31,17 +31,19 @@ struct Cochleagram {
     RfftDouble *rfft;           /* NULL: the float r2c plan computes X */
     size_t zstride;             /* complex samples per kept analytic signal */
     fftwf_plan ifft, c2r, r2c;
-    /* Envelope sampling per channel. Exact (cochleagram_create): every
-     * channel at every sample. Reduced (cochleagram_create_reduced): channel
-     * ch's analytic signal only at every env_step[ch]-th sample, computed
-     * exactly by an env_len[ch]-point inverse FFT of its band folded modulo
-     * env_len[ch], and downsampled by the window sampled at that step. */
-    int *env_step, *env_len, *env_taps;
-    fftwf_plan *env_plan;       /* per channel (shared, owned by plans[]) */
-    const float **env_win;      /* per channel: its window, env_taps[ch] taps */
-    float *wins;                /* the step > 1 windows, concatenated */
-    fftwf_plan plans[16];       /* distinct reduced sizes */
-    int env_len_of_plan[16], n_plans;
+    /* Envelope sampling. Exact (cochleagram_create): every channel uses
+     * rates[0], every sample. Reduced (cochleagram_create_reduced): channel
+     * ch uses rates[env_rate[ch]], whose analytic signal is computed only at
+     * every step-th sample, exactly, by an (N/step)-point inverse FFT of the
+     * band folded modulo N/step, and downsampled by the window sampled at
+     * that step. */
+    struct EnvRate {
+        int step, taps;  /* taps = (W - 1)/step + 1 */
+        fftwf_plan plan; /* N/step points; rates[0] borrows ifft */
+        float *win;      /* rates[0] borrows win */
+    } rates[16];
+    int n_rates;
+    int *env_rate; /* per channel: index into rates */
     void (*envelope)(const float *z, float *env, int n);
     void (*envelope_backward)(const float *z, const float *d_env, float *out, int n);
 };

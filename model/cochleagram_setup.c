@@ -55,6 +55,8 @@ static void wisdom_export(const char *path) {
     fftwf_free(now);
 }
 
+/* Every plan, in one locked section with the wisdom read and written once:
+ * the N-point inverse FFT (rates[0]) and each reduced rate's. */
 static int make_plans(Cochleagram *c, Error *err) {
     int N = c->N;
     float *re = alloc_floats((size_t)N + 16);
@@ -65,18 +67,22 @@ static int make_plans(Cochleagram *c, Error *err) {
     wisdom_import(wisdom);
     /* MEASURE overwrites the arrays: these are scratch, executed later on
      * other (equally 64-byte aligned) arrays through the new-array API.
-     * Only the complex transform runs per channel (2 x channels times per
-     * clip) and earns MEASURE's ~0.7 s; the real ones run once per pass. */
+     * Only the complex transforms run per channel (2 x channels times per
+     * clip) and earn MEASURE's ~0.7 s; the real ones run once per pass. */
     c->ifft = fftwf_plan_dft_1d(N, a, b, FFTW_BACKWARD, FFTW_MEASURE);
     c->c2r = fftwf_plan_dft_c2r_1d(N, a, re, FFTW_ESTIMATE);
     if (!c->rfft) c->r2c = fftwf_plan_dft_r2c_1d(N, re, a, FFTW_ESTIMATE);
+    c->rates[0].plan = c->ifft;
+    bool ok = c->ifft && c->c2r && (c->rfft || c->r2c);
+    for (int i = 1; i < c->n_rates && ok; i++)
+        ok = (c->rates[i].plan = fftwf_plan_dft_1d(N / c->rates[i].step, a, b, FFTW_BACKWARD,
+                                                   FFTW_MEASURE)) != NULL;
     wisdom_export(wisdom);
     pthread_mutex_unlock(&planner_mu);
     free(re);
     free(a);
     free(b);
-    if (!c->ifft || !c->c2r || (!c->rfft && !c->r2c))
-        return error_set(err, "front_end: FFTW could not plan a %d-point transform", N);
+    if (!ok) return error_set(err, "front_end: FFTW could not plan a %d-point transform", N);
     return 0;
 }
 
@@ -98,25 +104,20 @@ static void load_design(Cochleagram *c) {
 
 static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
 
-/* Index of the M-point plan in c->plans, planning it on first use. */
-static int plan_for(Cochleagram *c, int M, Error *err) {
-    for (int i = 0; i < c->n_plans; i++)
-        if (c->env_len_of_plan[i] == M) return i;
-    if (c->n_plans == (int)(sizeof c->plans / sizeof c->plans[0]))
-        return error_set(err, "front_end: too many envelope rates"), -1;
-    fftwf_complex *a = alloc_complex((size_t)M), *b = alloc_complex((size_t)M);
-    char buf[1024];
-    const char *wisdom = wisdom_path(buf, sizeof buf);
-    pthread_mutex_lock(&planner_mu);
-    wisdom_import(wisdom);
-    fftwf_plan p = fftwf_plan_dft_1d(M, a, b, FFTW_BACKWARD, FFTW_MEASURE);
-    wisdom_export(wisdom);
-    pthread_mutex_unlock(&planner_mu);
-    free(a), free(b);
-    if (!p) return error_set(err, "front_end: FFTW could not plan a %d-point transform", M), -1;
-    c->env_len_of_plan[c->n_plans] = M;
-    c->plans[c->n_plans] = p;
-    return c->n_plans++;
+/* The rate with this step, added (window included) on first use. */
+static int rate_index(Cochleagram *c, int step) {
+    for (int i = 0; i < c->n_rates; i++)
+        if (c->rates[i].step == step) return i;
+    struct EnvRate *e = &c->rates[c->n_rates];
+    e->step = step, e->taps = (c->W - 1) / step + 1;
+    /* The window at every step-th tap, rescaled so its sum (the gain at
+     * 0 Hz) is the full window's: a Riemann sum of the same filter. */
+    double total = 0, part = 0;
+    for (int j = 0; j < c->W; j++) total += c->win[j];
+    for (int m = 0; m < e->taps; m++) part += c->win[m * step];
+    e->win = alloc_floats((size_t)e->taps);
+    for (int m = 0; m < e->taps; m++) e->win[m] = (float)(c->win[m * step] * total / part);
+    return c->n_rates++;
 }
 
 /* Each channel's envelope step r (1: exact). r divides both the hop and N,
@@ -124,51 +125,28 @@ static int plan_for(Cochleagram *c, int M, Error *err) {
  * rate N/r covers oversample x the band's width plus the window's passband
  * (N/hop bins): the envelope's square is band-limited to the band's width,
  * so what the coarser sampling aliases into the window's passband is only
- * the small tail of the square root beyond it. oversample 0: exact. */
-static int choose_envelope_steps(Cochleagram *c, double oversample, Error *err) {
-    int C = c->C, g = gcd(c->hop, c->N);
-    c->env_step = xmalloc(sizeof(int) * (size_t)C);
-    c->env_len = xmalloc(sizeof(int) * (size_t)C);
-    c->env_taps = xmalloc(sizeof(int) * (size_t)C);
-    c->env_plan = xmalloc(sizeof(fftwf_plan) * (size_t)C);
-    c->env_win = xmalloc(sizeof(float *) * (size_t)C);
-    c->wins = alloc_floats((size_t)C * (size_t)c->W + 1);
-    double total = 0;
-    for (int j = 0; j < c->W; j++) total += c->win[j];
-    size_t used = 0;
-    for (int ch = 0; ch < C; ch++) {
-        int r = 1;
+ * the small tail of the square root beyond it. oversample 0: exact. The
+ * divisors of gcd(hop, N) bound the distinct rates (at most 12 for hop 200). */
+static void choose_envelope_steps(Cochleagram *c, double oversample) {
+    int g = gcd(c->hop, c->N);
+    c->rates[0] = (struct EnvRate){.step = 1, .taps = c->W, .win = c->win};
+    c->n_rates = 1;
+    c->env_rate = xcalloc((size_t)c->C, sizeof(int));
+    for (int ch = 0; ch < c->C; ch++) {
         double need = oversample * c->band_len[ch] + (double)c->N / c->hop;
         for (int d = g; oversample > 0 && d > 1; d--)
-            if (g % d == 0 && c->N / d >= need && c->N / d >= c->band_len[ch]) {
-                r = d;
+            if (g % d == 0 && c->N / d >= need && c->N / d >= c->band_len[ch] &&
+                c->n_rates < (int)(sizeof c->rates / sizeof c->rates[0])) {
+                c->env_rate[ch] = rate_index(c, d);
                 break;
             }
-        c->env_step[ch] = r, c->env_len[ch] = c->N / r;
-        c->env_taps[ch] = (c->W - 1) / r + 1;
-        if (r == 1) {
-            c->env_plan[ch] = c->ifft, c->env_win[ch] = c->win;
-            continue;
-        }
-        int pi = plan_for(c, c->N / r, err);
-        if (pi < 0) return -1;
-        c->env_plan[ch] = c->plans[pi];
-        /* The window at every r-th tap, rescaled so its sum (the gain at
-         * 0 Hz) is the full window's: a Riemann sum of the same filter. */
-        float *w = c->wins + used;
-        double part = 0;
-        for (int m = 0; m < c->env_taps[ch]; m++) part += c->win[m * r];
-        for (int m = 0; m < c->env_taps[ch]; m++) w[m] = (float)(c->win[m * r] * total / part);
-        c->env_win[ch] = w;
-        used += (size_t)c->env_taps[ch];
     }
-    return 0;
 }
 
 Cochleagram *cochleagram_create_reduced(const FrontEndConfig *cfg, double oversample, Error *err) {
     if (front_end_config_validate(cfg, err) != 0) return NULL;
     if (!(oversample >= 0) || oversample > 1e3)
-        return error_set(err, "front_end: envelope oversampling %g out of range (0 = exact, or >= 1)", oversample), NULL;
+        return error_set(err, "front_end: envelope oversampling %g out of range (0 = exact, up to 1000)", oversample), NULL;
     Cochleagram *c = xcalloc(1, sizeof *c);
     c->cfg = *cfg;
     c->N = cfg->signal_size;
@@ -180,7 +158,8 @@ Cochleagram *cochleagram_create_reduced(const FrontEndConfig *cfg, double oversa
     load_design(c);
     c->rfft = rfft_double_create(c->N);
     cochleagram_pick_kernels(c);
-    if (make_plans(c, err) != 0 || choose_envelope_steps(c, oversample, err) != 0) {
+    choose_envelope_steps(c, oversample);
+    if (make_plans(c, err) != 0) {
         cochleagram_free(c);
         return NULL;
     }
@@ -193,7 +172,7 @@ Cochleagram *cochleagram_create(const FrontEndConfig *cfg, Error *err) {
 
 int cochleagram_envelope_samples(const Cochleagram *c) {
     int n = 0;
-    for (int ch = 0; ch < c->C; ch++) n += c->env_len[ch];
+    for (int ch = 0; ch < c->C; ch++) n += c->N / c->rates[c->env_rate[ch]].step;
     return n;
 }
 
@@ -203,10 +182,12 @@ void cochleagram_free(Cochleagram *c) {
     fftwf_plan plans[3] = {c->ifft, c->c2r, c->r2c};
     for (int i = 0; i < 3; i++)
         if (plans[i]) fftwf_destroy_plan(plans[i]);
-    for (int i = 0; i < c->n_plans; i++) fftwf_destroy_plan(c->plans[i]);
+    for (int i = 1; i < c->n_rates; i++) {
+        if (c->rates[i].plan) fftwf_destroy_plan(c->rates[i].plan);
+        free(c->rates[i].win);
+    }
     pthread_mutex_unlock(&planner_mu);
-    free(c->env_step), free(c->env_len), free(c->env_taps), free(c->env_plan), free(c->env_win);
-    free(c->wins);
+    free(c->env_rate);
     free(c->band_start);
     free(c->band_len);
     free(c->band_off);
