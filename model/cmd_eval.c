@@ -20,13 +20,15 @@ static const char eval_usage[] =
     "  --split NAME   (default test)\n"
     "  --out FILE     per-clip predictions CSV (written atomically)\n"
     "  --record       also store the accuracies in the model's metadata\n"
-    "                 (eval.<split>.<task>.<bin>), rewriting the model file\n";
+    "                 (eval.<split>.<task>.<bin>), rewriting the model file\n"
+    "  --by COLUMN    also accuracy per value of a manifest column: source,\n"
+    "                 speaker (speaker_or_style) or noise, all SNRs and 0..10 dB\n";
 
 #define N_BINS 6
 static const char *const bin_names[N_BINS] = {"all", "clean", "<0", "0-5", "5-10", ">10"};
 
 typedef struct {
-    const char *model, *manifest, *split, *out;
+    const char *model, *manifest, *split, *out, *by;
     bool record;
 } EvalArgs;
 
@@ -38,7 +40,8 @@ typedef struct {
 static int parse_args(int argc, char **argv, EvalArgs *a) {
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'M'}, {"split", 1, 0, 's'},
-        {"out", 1, 0, 'o'},   {"record", 0, 0, 'r'},   {"help", 0, 0, 'h'},
+        {"out", 1, 0, 'o'},   {"record", 0, 0, 'r'},   {"by", 1, 0, 'b'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (EvalArgs){.split = "test"};
     optind = 1;
@@ -50,12 +53,17 @@ static int parse_args(int argc, char **argv, EvalArgs *a) {
         case 's': a->split = optarg; break;
         case 'o': a->out = optarg; break;
         case 'r': a->record = true; break;
+        case 'b': a->by = optarg; break;
         case 'h': fputs(eval_usage, stdout); return 1;
         default: fputs(eval_usage, stderr); return 2;
         }
     }
     if (optind != argc || !a->model || !a->manifest) {
         fprintf(stderr, "metamers eval: need --model and --manifest\n");
+        return 2;
+    }
+    if (a->by && strcmp(a->by, "source") && strcmp(a->by, "speaker") && strcmp(a->by, "noise")) {
+        fprintf(stderr, "metamers eval: --by %s: not source, speaker or noise\n", a->by);
         return 2;
     }
     return 0;
@@ -179,6 +187,40 @@ static void summarize(const Network *net, const TrainSet *ts, const Pred *pred,
     }
 }
 
+static const char *group_of(const ManifestRow *r, const char *by) {
+    return !strcmp(by, "source") ? r->source : !strcmp(by, "speaker") ? r->speaker_or_style : r->noise;
+}
+
+/* Accuracy per value of a manifest column (e.g. per held-out voice: which
+ * talkers or synthesizers the model fails on), all SNRs and 0..10 dB, in
+ * order of first appearance. */
+static void summarize_by(const Network *net, const TrainSet *ts, const Pred *pred, const char *by) {
+    const char **name = xcalloc((size_t)ts->n, sizeof *name);
+    long(*cnt)[4] = xcalloc((size_t)ts->n, sizeof *cnt); /* n, ok, n 0..10, ok 0..10 */
+    printf("\n%-8s %-40s %7s %8s %7s %8s\n", "task", by, "clips", "top1", "0..10", "top1");
+    for (int t = 0; t < net->n_tasks; t++) {
+        int groups = 0;
+        for (int i = 0; i < ts->n; i++) {
+            if (ts->task[i] != t) continue;
+            const ManifestRow *r = &ts->m->rows[ts->rows[i]];
+            const char *g = group_of(r, by);
+            int k = 0;
+            while (k < groups && strcmp(name[k], g)) k++;
+            if (k == groups) name[groups] = g, memset(cnt[groups], 0, sizeof cnt[0]), groups++;
+            int hit = pred[i].top1 == ts->label[i];
+            cnt[k][0]++, cnt[k][1] += hit;
+            if (!isinf(r->snr_db) && r->snr_db >= 0 && r->snr_db <= 10) cnt[k][2]++, cnt[k][3] += hit;
+        }
+        for (int k = 0; k < groups; k++) {
+            printf("%-8s %-40s %7ld %7.1f%%", net->task_names[t], name[k], cnt[k][0],
+                   100.0 * (double)cnt[k][1] / (double)cnt[k][0]);
+            if (cnt[k][2]) printf(" %7ld %7.1f%%\n", cnt[k][2], 100.0 * (double)cnt[k][3] / (double)cnt[k][2]);
+            else printf(" %7d %8s\n", 0, "-");
+        }
+    }
+    free(name), free(cnt);
+}
+
 static int record(const char *path, const Network *net, const char *split,
                   double acc[][N_BINS + 1], Error *err) {
     char keys[TRAIN_MAX_TASKS * (N_BINS + 1)][96], vals[TRAIN_MAX_TASKS * (N_BINS + 1)][32];
@@ -219,6 +261,7 @@ int model_cmd_eval(int argc, char **argv) {
     if (!rc) pred = xcalloc((size_t)ts.n, sizeof *pred), rc = predict_all(&net, &ts, pool, pred, &err);
     double acc[TRAIN_MAX_TASKS][N_BINS + 1];
     if (!rc) summarize(&net, &ts, pred, acc);
+    if (!rc && a.by) summarize_by(&net, &ts, pred, a.by);
     if (!rc && a.out) rc = write_predictions(a.out, &net, &ts, pred, &err);
     if (!rc && a.record) rc = record(a.model, &net, a.split, acc, &err);
     if (rc) fprintf(stderr, "metamers eval: %s\n", err.msg);

@@ -61,14 +61,15 @@ static const char *tone_set(TestCtx *t, int n) {
             double am = task && cls ? 0.5 + 0.5 * sin(6.2832 * 20 * k / 8000.0) : 1;
             x[k] = (float)(0.1 * am * sin(6.2832 * f * k / 8000.0 + ph) + 0.01 * rng_normal(&r));
         }
-        char id[64], rel[96];
+        char id[64], rel[96], speaker[16];
         snprintf(id, sizeof id, "c%03d", i);
+        snprintf(speaker, sizeof speaker, "v%d", i % 3);
         snprintf(rel, sizeof rel, "clips/%s.wav", id);
         snprintf(path, sizeof path, "%s/%s", test_tmpdir(t), rel);
         audio_write_wav(path, x, 2000, 1, 8000, AUDIO_FLOAT32, NULL, &err);
         ManifestRow row = {id, rel, task ? "genre" : "word",
                            task ? (cls ? "am" : "steady") : (cls ? "high" : "low"), "test",
-                           "none", "none", test ? "test" : "train", INFINITY, 1};
+                           speaker, "none", test ? "test" : "train", INFINITY, 1};
         manifest_add(&m, &row);
     }
     snprintf(mpath, sizeof mpath, "%s/manifest.csv", test_tmpdir(t));
@@ -202,7 +203,7 @@ TEST(eval_writes_predictions) {
     opts_for(&o, out, 10);
     REQUIRE(t, train_run(&net, &ts, &o, NULL, &err) == 0, "%s", err.msg);
     char *argv[] = {"eval", "--model", out, "--manifest", (char *)mp, "--out", csv, "--record", NULL};
-    FILE *saved = stdout;
+    FILE *saved = stdout, *saved_err = stderr;
     stdout = fopen("/dev/null", "w");
     int rc = model_cmd_eval(8, argv);
     fclose(stdout);
@@ -220,13 +221,54 @@ TEST(eval_writes_predictions) {
     }
     CHECK(t, rows == 48, "%d rows", rows);
     CHECK(t, correct >= 40, "%d / %d correct", correct, rows);
-    free(text);
     Network back;
     REQUIRE(t, network_load(&back, out, &err) == 0, "%s", err.msg);
     bool found = false;
     for (int i = 0; i < back.n_meta; i++) found |= !strcmp(back.meta_keys[i], "eval.test.word.all");
     CHECK(t, found, "eval.test.word.all not recorded");
     network_free(&back);
+    /* --by speaker: one line per talker and task whose clips add up to the
+     * task's and whose hits add up to the predictions file's */
+    char table[600];
+    snprintf(table, sizeof table, "%s/by.txt", test_tmpdir(t));
+    char *argv_by[] = {"eval", "--model", out, "--manifest", (char *)mp, "--by", "speaker", NULL};
+    stdout = fopen(table, "w");
+    rc = model_cmd_eval(7, argv_by);
+    fclose(stdout);
+    stdout = saved;
+    REQUIRE(t, rc == 0, "eval --by failed");
+    FILE *f = fopen(table, "r");
+    REQUIRE(t, f != NULL, "%s", table);
+    char line[256];
+    int groups = 0, clips = 0;
+    double hits = 0;
+    bool after_blank = false;
+    while (fgets(line, sizeof line, f)) {
+        char task[16], who[48];
+        int n;
+        double pct;
+        if (line[0] == '\n') after_blank = true;
+        if (!after_blank || sscanf(line, "%15s %47s %d %lf%%", task, who, &n, &pct) != 4) continue;
+        if (strcmp(task, "word")) continue;
+        groups++, clips += n, hits += n * pct / 100;
+        CHECK(t, who[0] == 'v', "group '%s'", who);
+    }
+    fclose(f);
+    CHECK(t, groups == 3 && clips == 24, "%d groups, %d clips", groups, clips);
+    int word_hits = 0;
+    char *p = text;
+    for (int row = 0; (p = strchr(p, '\n')) && p[1]; row++) {
+        p++;
+        if (!strncmp(strchr(p, ',') + 1, "word,", 5)) word_hits += strchr(p, '\n')[-1] == '1';
+    }
+    CHECK(t, fabs(hits - word_hits) < 0.1, "per-speaker hits %.2f, predictions %d", hits, word_hits);
+    char *argv_bad[] = {"eval", "--model", out, "--manifest", (char *)mp, "--by", "colour", NULL};
+    stderr = fopen("/dev/null", "w");
+    rc = model_cmd_eval(7, argv_bad);
+    fclose(stderr);
+    stderr = saved_err;
+    CHECK(t, rc == 2, "--by colour: rc %d", rc);
+    free(text);
     train_set_free(&ts);
     network_free(&net);
     manifest_free(&m);
