@@ -361,21 +361,9 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     dx_commit(w, l->input, dx, r->in_count);
 }
 
-/* The relu layers whose backward fake_relu makes the identity: a relu that
- * is a target, and a relu feeding a max-pooling target. Max pooling
- * commutes with relu (max of relu = relu of max), so that target is a
- * relu's output too; without this its dead windows get no gradient and
- * metamers at the max-pooling stages stall (session 5: half of the word
- * clips failed at maxpool1). In a window whose inputs are all <= 0 the
- * gradient goes to the pool's argmax of the zeros (its first element),
- * not to the largest pre-activation. */
-static bool is_matched_relu(const Network *net, const int *targets, int n_targets, int i) {
-    if (net->arch.layers[i].op != OP_RELU) return false;
-    for (int k = 0; k < n_targets; k++) {
-        int t = targets[k];
-        if (t == i) return true;
-        if (t >= 0 && net->arch.layers[t].op == OP_MAXPOOL && net->arch.layers[t].input == i) return true;
-    }
+static bool is_target(const int *targets, int n_targets, int i) {
+    for (int k = 0; k < n_targets; k++)
+        if (targets[k] == i) return true;
     return false;
 }
 
@@ -389,7 +377,7 @@ const float *network_backward(const Network *net, NetworkWork *w, const int *tar
                  (size_t)w->batch * architecture_stage_numel(&net->arch, targets[k]));
     for (int i = w->n_layers - 1; i >= 0; i--) {
         if (!w->needed[i] || !w->dy[i]) continue;
-        bool fake = fake_relu && is_matched_relu(net, targets, n_targets, i);
+        bool fake = fake_relu && is_target(targets, n_targets, i);
         layer_backward(net, w, i, fake, d_params);
     }
     /* The result is always w's own buffer, whatever it borrowed. */

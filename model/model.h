@@ -202,8 +202,7 @@ void network_forward(const Network *net, NetworkWork *w, const float *input, con
 const float *network_activation(const NetworkWork *w, int layer);
 /* Backpropagates d_targets[k] (gradient w.r.t. target k's activation) to the
  * input; returns the input gradient (owned by w). fake_relu: relu layers that
- * are targets, or feed a max-pooling target (max and relu commute), pass the
- * gradient unchanged (Feather 2023's matched stage).
+ * are targets pass the gradient unchanged (Feather 2023's matched stage).
  * d_params (layout of param_block) accumulates parameter gradients if
  * non-NULL. Must follow a forward to (at least) the same targets. */
 const float *network_backward(const Network *net, NetworkWork *w, const int *targets,
