@@ -142,6 +142,7 @@ typedef struct {
 } AdamJob;
 
 #define ADAM_CHUNK 65536
+static const double adam_b1 = 0.9, adam_b2 = 0.999; /* moment decays */
 
 /* Parameters [k, k+1) x ADAM_CHUNK. Every parameter's update depends on
  * that parameter only, so splitting the block over the pool gives the same
@@ -150,23 +151,22 @@ static void adam_chunk(void *ctx, int k, int worker) {
     (void)worker;
     const AdamJob *j = ctx;
     Adam *a = j->a;
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    const float b1 = (float)adam_b1, b2 = (float)adam_b2, eps = 1e-8f;
     size_t lo = (size_t)k * ADAM_CHUNK, hi = lo + ADAM_CHUNK < a->n ? lo + ADAM_CHUNK : a->n;
     float *w = j->w;
     const float *g = j->g;
     for (size_t i = lo; i < hi; i++) {
         if (!a->kind[i]) continue;
-        a->m[i] = b1 * a->m[i] + (float)(1 - 0.9) * g[i];
-        a->v[i] = b2 * a->v[i] + (float)(1 - 0.999) * g[i] * g[i];
+        a->m[i] = b1 * a->m[i] + (float)(1 - adam_b1) * g[i];
+        a->v[i] = b2 * a->v[i] + (float)(1 - adam_b2) * g[i] * g[i];
         if (a->kind[i] == 2) w[i] -= j->decay * w[i];
         w[i] -= j->step * a->m[i] / (sqrtf(a->v[i] * j->inv_c2) + eps);
     }
 }
 
 static void adam_step(Adam *a, float *w, const float *g, double lr, double wd, Pool *pool) {
-    const double b1 = 0.9, b2 = 0.999;
     a->t++;
-    double c1 = 1 - pow(b1, (double)a->t), c2 = 1 - pow(b2, (double)a->t);
+    double c1 = 1 - pow(adam_b1, (double)a->t), c2 = 1 - pow(adam_b2, (double)a->t);
     AdamJob j = {a, w, g, (float)(lr / c1), (float)(lr * wd), (float)(1 / c2)};
     pool_run(pool, adam_chunk, &j, (int)((a->n + ADAM_CHUNK - 1) / ADAM_CHUNK));
 }
@@ -361,9 +361,8 @@ static int resume_from(Network *net, Loop *l, const TrainOptions *o, int *first,
     return rc;
 }
 
-static int run_epoch(Network *net, Loop *l, const TrainSet *ts, const TrainOptions *o, int e,
-                     int steps, EpochSums *sums, long *fresh, double t0, int64_t done0,
-                     Error *err) {
+static int run_epoch(Network *net, Loop *l, const TrainOptions *o, int e, int steps,
+                     EpochSums *sums, long *fresh, double t0, int64_t done0, Error *err) {
     int64_t total = (int64_t)o->epochs * steps;
     double last = now_seconds();
     for (int k = 0; k < steps; k++) {
@@ -384,7 +383,6 @@ static int run_epoch(Network *net, Loop *l, const TrainSet *ts, const TrainOptio
             last = now;
         }
     }
-    (void)ts;
     return 0;
 }
 
@@ -413,7 +411,7 @@ int train_run(Network *net, const TrainSet *ts, const TrainOptions *o, Pool *poo
     for (int e = first; e < o->epochs && !rc; e++) {
         EpochSums sums = {0};
         long fresh = 0;
-        rc = run_epoch(net, &l, ts, o, e, steps, &sums, &fresh, t0, (int64_t)first * steps, err);
+        rc = run_epoch(net, &l, o, e, steps, &sums, &fresh, t0, (int64_t)first * steps, err);
         if (!o->quiet) fputc('\n', stderr);
         /* Model first, then the checkpoint: a crash in between resumes this
          * epoch's end state from the previous checkpoint, never skips one. */

@@ -235,23 +235,39 @@ TEST(synth_errors_are_clear) {
 
 /* ------------------------------------------------------------- synthesis */
 
+/* Runs one metamer of clip c0 at the cochleagram stage with `preset` (and
+ * `extra`, a flag and its value, or NULL) into <fixture>/out; returns
+ * metamers.csv's text after checking its row passed, NULL (failed) if not. */
+static char *c0_cochleagram_metamer(TestCtx *t, SynthFixture *f, const char *preset, const char *extra,
+                                    const char *extra_value, char *odir, size_t odir_size) {
+    char out[4096];
+    snprintf(odir, odir_size, "%s/out", f->dir);
+    char *argv[] = {"synth", "--model", f->model, "--manifest", f->manifest, "--stages", "cochleagram",
+                    "--clips", "c0", "--preset", (char *)preset, "--out", odir, "--quiet", "--threads",
+                    "1", (char *)extra, (char *)extra_value, NULL}; /* extra NULL ends it early */
+    if (sfx_run(f->dir, synth_cmd_synth, argv, out, sizeof out) != 0)
+        return test_fail(t, __FILE__, __LINE__, "synth: %s", out), NULL;
+    char path[800], v[700];
+    snprintf(path, sizeof path, "%s/metamers.csv", odir);
+    char *csv = sfx_slurp(path);
+    if (!sfx_csv_cell(csv, 1, "passed", v, sizeof v)) {
+        test_fail(t, __FILE__, __LINE__, "no metamers.csv row: %s", csv ? csv : "(none)");
+        return free(csv), NULL;
+    }
+    CHECK(t, !strcmp(v, "true"), "not passed: %s", csv);
+    return csv;
+}
+
 /* The published procedure at the cochleagram stage: converges (the loss
  * falls by >10x) and passes the success criterion against the null of the
  * fixture's clips. */
 TEST(synth_cochleagram_stage_converges_and_passes) {
     SynthFixture f;
     if (sfx_make(t, &f, "coch", 8, false) != 0) return;
-    char out[4096], odir[700];
-    snprintf(odir, sizeof odir, "%s/out", f.dir);
-    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram", "--clips",
-                    "c0", "--preset", "feather2023", "--out", odir, "--quiet", "--threads", "1", NULL};
+    char odir[700], path[800], v[700];
     double t0 = now_seconds();
-    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
-    char path[800], v[700];
-    snprintf(path, sizeof path, "%s/metamers.csv", odir);
-    char *csv = sfx_slurp(path);
-    REQUIRE(t, sfx_csv_cell(csv, 1, "passed", v, sizeof v), "no metamers.csv row: %s", csv ? csv : "(none)");
-    CHECK(t, !strcmp(v, "true"), "not passed: %s", csv);
+    char *csv = c0_cochleagram_metamer(t, &f, "feather2023", NULL, NULL, odir, sizeof odir);
+    if (!csv) return;
     sfx_csv_cell(csv, 1, "iterations", v, sizeof v);
     CHECK(t, atoi(v) == 24000, "iterations %s", v);
     char rho[64], nrho[64];
@@ -370,16 +386,9 @@ static double exact_cochleagram_loss(const char *model, const float *x, const fl
 TEST(synth_reduced_envelope_is_judged_exactly) {
     SynthFixture f;
     if (sfx_make(t, &f, "reduced", 2, false) != 0) return;
-    char out[4096], odir[700];
-    snprintf(odir, sizeof odir, "%s/out", f.dir);
-    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "cochleagram", "--clips",
-                    "c0", "--preset", "fast", "--envelope", "reduced", "--out", odir, "--quiet", "--threads", "1", NULL};
-    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "synth: %s", out);
-    char path[800], v[700];
-    snprintf(path, sizeof path, "%s/metamers.csv", odir);
-    char *csv = sfx_slurp(path);
-    REQUIRE(t, sfx_csv_cell(csv, 1, "passed", v, sizeof v), "no metamers.csv row: %s", csv ? csv : "(none)");
-    CHECK(t, !strcmp(v, "true"), "not passed: %s", csv);
+    char out[4096], odir[700], path[800], v[700];
+    char *csv = c0_cochleagram_metamer(t, &f, "fast", "--envelope", "reduced", odir, sizeof odir);
+    if (!csv) return;
     REQUIRE(t, sfx_csv_cell(csv, 1, "final_loss", v, sizeof v), "no final_loss");
     double reported = atof(v);
     Audio met, nat;
