@@ -59,7 +59,7 @@ static double step_seconds(ModelRun *m, int stage, const float *natural, int rep
         double ss = 0;
         for (size_t i = 0; i < k; i++) d[i] = a[i] - a0[i], ss += (double)d[i] * d[i];
         const float *ds[1] = {d};
-        model_backward(m, &stage, ds, 1, true, g);
+        model_backward(m, &stage, ds, 1, BACKWARD_FAKE_RELU, g);
         double gg = 0;
         for (int i = 0; i < n; i++) gg += (double)g[i] * g[i];
         float s = gg > 0 ? (float)(1 / sqrt(gg)) : 0;

@@ -157,7 +157,7 @@ static int represent(const RepresentArgs *a, const Network *net, Error *err) {
                 cot[k] = alloc_floats((size_t)architecture_stage_numel(&net->arch, stages[k]));
             grad = alloc_floats((size_t)audio.n);
             rc = read_cotangents(a->grad, net, stages, n, cot, err);
-            if (rc == 0) model_backward(&m, stages, (const float *const *)cot, n, false, grad);
+            if (rc == 0) model_backward(&m, stages, (const float *const *)cot, n, BACKWARD_EXACT, grad);
         }
     }
     if (rc == 0) rc = write_output(a, net, &m, audio.samples, stages, n, grad, err);

@@ -187,6 +187,7 @@ typedef struct {
     const float *x, *y, *dy; /* y: relu's output (its backward mask) */
     float *out;              /* y (forward) or dx (backward) */
     int32_t *argmax;
+    bool spread_max; /* maxpool backward as avgpool's (BACKWARD_SPREAD_MAXPOOL) */
     size_t units; /* values (relu) or planes (pools) */
     int tasks;
 } SplitJob;
@@ -204,9 +205,9 @@ static void split_part(const SplitJob *j, size_t lo, size_t hi) {
     sub.n = 1, sub.c = (int)(hi - lo);
     const size_t ip = (size_t)sub.win.in_h * sub.win.in_w, op = (size_t)sub.win.out_h * sub.win.out_w;
     int32_t *am = j->argmax ? j->argmax + lo * op : NULL;
-    if (r->op == OP_MAXPOOL && j->backward)
+    if (r->op == OP_MAXPOOL && j->backward && !j->spread_max)
         maxpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op, am, j->x + lo * ip);
-    else if (r->op == OP_MAXPOOL)
+    else if (r->op == OP_MAXPOOL && !j->backward)
         maxpool2d_forward(&sub, j->out + lo * op, am, j->x + lo * ip);
     else if (j->backward)
         avgpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op);
@@ -325,8 +326,9 @@ static bool is_identity_backward(const NetworkWork *w, LayerOp op, bool fake_rel
     return (op == OP_RELU && fake_relu) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
 }
 
+/* fake_relu: this layer is a target under BACKWARD_FAKE_RELU. */
 static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_relu,
-                           float *d_params) {
+                           bool spread_max, float *d_params) {
     const LayerSpec *l = &net->arch.layers[i];
     const LayerParams *p = &net->params[i];
     LayerRun *r = &w->run[i];
@@ -344,7 +346,7 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     case OP_MAXPOOL:
     case OP_AVGPOOL:
         run_split(w, &(SplitJob){.r = r, .backward = true, .x = x, .y = w->act[i], .dy = dy,
-                                 .out = dx, .argmax = w->argmax[i]});
+                                 .out = dx, .argmax = w->argmax[i], .spread_max = spread_max});
         break;
     case OP_BATCHNORM:
         if (w->training)
@@ -368,7 +370,7 @@ static bool is_target(const int *targets, int n_targets, int i) {
 }
 
 const float *network_backward(const Network *net, NetworkWork *w, const int *targets,
-                              const float *const *d_targets, int n_targets, bool fake_relu,
+                              const float *const *d_targets, int n_targets, unsigned surrogates,
                               float *d_params) {
     memset(w->dy, 0, (size_t)w->n_layers * sizeof *w->dy);
     w->d_input_at = NULL;
@@ -377,8 +379,8 @@ const float *network_backward(const Network *net, NetworkWork *w, const int *tar
                  (size_t)w->batch * architecture_stage_numel(&net->arch, targets[k]));
     for (int i = w->n_layers - 1; i >= 0; i--) {
         if (!w->needed[i] || !w->dy[i]) continue;
-        bool fake = fake_relu && is_target(targets, n_targets, i);
-        layer_backward(net, w, i, fake, d_params);
+        bool fake = (surrogates & BACKWARD_FAKE_RELU) && is_target(targets, n_targets, i);
+        layer_backward(net, w, i, fake, surrogates & BACKWARD_SPREAD_MAXPOOL, d_params);
     }
     /* The result is always w's own buffer, whatever it borrowed. */
     size_t n_in = (size_t)w->batch * architecture_stage_numel(&net->arch, -1);

@@ -200,13 +200,26 @@ void network_forward(const Network *net, NetworkWork *w, const float *input, con
                      int n_targets);
 /* Activation of a layer from the last forward (layer -1: the input). */
 const float *network_activation(const NetworkWork *w, int layer);
+/* Surrogate gradients for metamer synthesis, or-ed together; the forward is
+ * always exact and training uses BACKWARD_EXACT. */
+enum {
+    BACKWARD_EXACT = 0,
+    /* relu layers that are targets pass the gradient unchanged (Feather
+     * 2023's fake ReLU at the matched stage) */
+    BACKWARD_FAKE_RELU = 1 << 0,
+    /* every maxpool layer spreads each window's gradient evenly over the
+     * window (avgpool's backward) instead of sending it all to the argmax:
+     * elements that are not a window's maximum get a gradient too, so an
+     * optimizer can change which element wins (synth/README.md) */
+    BACKWARD_SPREAD_MAXPOOL = 1 << 1,
+};
+
 /* Backpropagates d_targets[k] (gradient w.r.t. target k's activation) to the
- * input; returns the input gradient (owned by w). fake_relu: relu layers that
- * are targets pass the gradient unchanged (Feather 2023's matched stage).
- * d_params (layout of param_block) accumulates parameter gradients if
+ * input; returns the input gradient (owned by w). surrogates: BACKWARD_*
+ * flags. d_params (layout of param_block) accumulates parameter gradients if
  * non-NULL. Must follow a forward to (at least) the same targets. */
 const float *network_backward(const Network *net, NetworkWork *w, const int *targets,
-                              const float *const *d_targets, int n_targets, bool fake_relu,
+                              const float *const *d_targets, int n_targets, unsigned surrogates,
                               float *d_params);
 
 /* ------------------------------------------------------------ whole model */
@@ -233,9 +246,10 @@ int model_run_samples(const ModelRun *m);
 void model_forward(ModelRun *m, const float *wave, const int *stages, int n_stages);
 const float *model_stage_output(const ModelRun *m, int stage);
 int64_t model_stage_numel(const ModelRun *m, int stage);
-/* d_wave = sum over stages of J_stage^T d_stages[k], at the last forward. */
+/* d_wave = sum over stages of J_stage^T d_stages[k], at the last forward,
+ * with network_backward's BACKWARD_* surrogates. */
 void model_backward(ModelRun *m, const int *stages, const float *const *d_stages, int n_stages,
-                    bool fake_relu, float *d_wave);
+                    unsigned surrogates, float *d_wave);
 void model_softmax(const float *logits, int n, double *prob);
 
 /* ------------------------------------------------------------ commands */

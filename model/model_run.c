@@ -56,7 +56,7 @@ int64_t model_stage_numel(const ModelRun *m, int stage) {
 }
 
 void model_backward(ModelRun *m, const int *stages, const float *const *d_stages, int n_stages,
-                    bool fake_relu, float *d_wave) {
+                    unsigned surrogates, float *d_wave) {
     int layers[64], n = 0;
     const float *d_layers[64];
     memset(m->d_coch, 0, m->n_coch * sizeof(float));
@@ -69,7 +69,7 @@ void model_backward(ModelRun *m, const int *stages, const float *const *d_stages
         }
     }
     if (n > 0) {
-        const float *g = network_backward(m->net, m->net_work, layers, d_layers, n, fake_relu, NULL);
+        const float *g = network_backward(m->net, m->net_work, layers, d_layers, n, surrogates, NULL);
         for (size_t j = 0; j < m->n_coch; j++) m->d_coch[j] += g[j];
     }
     cochleagram_backward(m->coch, m->coch_work, m->pool, m->d_coch, d_wave);

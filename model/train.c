@@ -99,7 +99,7 @@ void train_step_run(const Network *net, TrainStep *s, const float *x, const int3
     }
     memset(s->grad, 0, s->n_params * sizeof(float));
     network_backward(net, s->work, s->targets, (const float *const *)s->dlogits, s->n_tasks,
-                     false, s->grad);
+                     BACKWARD_EXACT, s->grad);
 }
 
 double train_step_loss(const Network *net, TrainStep *s, const float *x, const int32_t *labels,

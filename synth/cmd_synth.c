@@ -21,6 +21,8 @@ static void usage(FILE *f) {
         "  --rounds N           rounds                --lr X       first round's step size\n"
         "  --lr-decay X         per-round factor (cosine: final factor per round)\n"
         "  --schedule NAME      rounds | cosine\n"
+        "  --maxpool-spread F   first fraction F of the steps backpropagates through\n"
+        "                       max-pools as through average pools (fast: 0.5)\n"
         "  --checkpoint-every N steps between checkpoints (default 250, 0 = none)\n"
         "  --envelope MODE      exact (default) or reduced[:X]: optimize through the\n"
         "                       reduced-rate envelope surrogate, oversampling X (default 4),\n"
@@ -50,10 +52,18 @@ static int parse_double(const char *s, double *out) {
     return *s && !*end && *out > 0 && *out < 1e9 ? 0 : -1;
 }
 
+/* A number in [0, 1]. */
+static int parse_fraction(const char *s, double *out) {
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end && *out >= 0 && *out <= 1 ? 0 : -1;
+}
+
 typedef struct {
     const char *preset, *optimizer, *schedule;
     int steps, rounds, every;
     double lr, decay;
+    double spread; /* < 0: the preset's */
     const char *envelope;
 } Custom;
 
@@ -75,6 +85,7 @@ static int settings_from(const Custom *c, SynthSettings *s, Error *err) {
     if (c->rounds > 0) s->rounds = c->rounds, custom = true;
     if (c->lr > 0) s->lr = c->lr, custom = true;
     if (c->decay > 0) s->lr_decay = c->decay, custom = true;
+    if (c->spread >= 0 && c->spread != s->maxpool_spread) s->maxpool_spread = c->spread, custom = true;
     if (c->every >= 0) s->checkpoint_every = c->every; /* does not change the result */
     /* The front end the optimizer sees, not the optimizer: the preset keeps its name. */
     if (c->envelope && strcmp(c->envelope, "exact") != 0) {
@@ -94,7 +105,7 @@ int synth_cmd_synth(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "merge") == 0) return synth_merge(argc - 1, argv + 1);
     SynthOptions o = {.stages = "all", .seeds = 1, .threads = default_thread_count(), .shard_k = 1,
                       .shard_n = 1, .null_pairs = SYNTH_NULL_DEFAULT_PAIRS};
-    Custom cu = {.preset = "feather2023", .every = -1};
+    Custom cu = {.preset = "feather2023", .every = -1, .spread = -1};
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'f'}, {"stages", 1, 0, 's'}, {"seeds", 1, 0, 'n'},
         {"preset", 1, 0, 'p'}, {"optimizer", 1, 0, 'O'}, {"steps", 1, 0, 'T'}, {"rounds", 1, 0, 'R'},
@@ -103,7 +114,8 @@ int synth_cmd_synth(int argc, char **argv) {
         {"shard", 1, 0, 'x'}, {"null", 1, 0, 'N'}, {"null-manifest", 1, 0, 'M'},
         {"null-pairs", 1, 0, 'P'}, {"null-seed", 1, 0, 'E'}, {"clips", 1, 0, 'c'},
         {"task", 1, 0, 'a'}, {"split", 1, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"dry-run", 0, 0, 'y'},
-        {"envelope", 1, 0, 'V'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"envelope", 1, 0, 'V'}, {"maxpool-spread", 1, 0, 'X'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     optind = 0, opterr = 0; /* 0: full reset, commands may run twice */
     Error err = {0};
     int c, bad = 0;
@@ -121,6 +133,7 @@ int synth_cmd_synth(int argc, char **argv) {
         case 'd': bad = parse_double(optarg, &cu.decay); break;
         case 'C': cu.schedule = optarg; break;
         case 'V': cu.envelope = optarg; break;
+        case 'X': bad = parse_fraction(optarg, &cu.spread); break;
         case 'k': bad = parse_int(optarg, 0, &cu.every); break;
         case 'o': o.out = optarg; break;
         case 't': bad = parse_int(optarg, 1, &o.threads); break;

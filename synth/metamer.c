@@ -31,8 +31,8 @@ static double objective_loss(Objective *o, const float *x) {
     return sqrt(ss) / o->norm0;
 }
 
-/* Loss and gradient at x. */
-static double objective_grad(Objective *o, const float *x, float *g, bool fake_relu) {
+/* Loss and gradient at x, through the BACKWARD_* surrogates given. */
+static double objective_grad(Objective *o, const float *x, float *g, unsigned surrogates) {
     double loss = objective_loss(o, x);
     if (!isfinite(loss)) return loss;
     const float *a = model_stage_output(o->m, o->stage);
@@ -41,7 +41,7 @@ static double objective_grad(Objective *o, const float *x, float *g, bool fake_r
     float scale = dn > 0 ? (float)(1.0 / (dn * o->norm0)) : 0.0f;
     for (size_t i = 0; i < o->numel; i++) o->d_act[i] = (a[i] - o->a0[i]) * scale;
     const float *d[1] = {o->d_act};
-    model_backward(o->m, &o->stage, d, 1, fake_relu, g);
+    model_backward(o->m, &o->stage, d, 1, surrogates, g);
     return loss;
 }
 
@@ -115,7 +115,7 @@ static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spe
     /* A NaN loss tells the progress display where a resumed run starts. */
     if (spec->progress && st->step > 0) spec->progress(spec->progress_ctx, st->step, total, NAN);
     while (st->step < total) {
-        double loss = objective_grad(o, st->wave, g, s->fake_relu);
+        double loss = objective_grad(o, st->wave, g, synth_surrogates_at(s, st->step));
         st->loss[st->step] = (float)loss;
         if (!isfinite(loss)) {
             r->diverged = true;

@@ -7,7 +7,13 @@
  *
  * fast is Adam with a cosine learning-rate decay and the same clamp, start
  * and fake relu, in 1/4 of the steps; the benchmark and tests compare the
- * two on the same success criterion (see README.md for the figures).
+ * two on the same success criterion (see README.md for the figures). Its
+ * first half also spreads each max-pool window's gradient over the window:
+ * with the exact gradient only a window's current maximum moves, so a
+ * metamer whose maxima sit on the wrong elements stalls (in overlapping
+ * windows, one element cannot serve two windows with different targets);
+ * spreading lets other elements rise and take over, and the second half
+ * descends the exact loss from there (synth/README.md has the figures).
  *
  * Every quantity that carries over from one step to the next is float32 (the
  * waveform, Adam's moments) or recomputed from the step number (the
@@ -35,6 +41,7 @@ static const SynthSettings fast = {
     .rounds = 1, .steps = 6000, .lr = 2e-3, .lr_decay = 0.01,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
     .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
+    .maxpool_spread = 0.5,
 };
 
 int synth_settings_preset(const char *name, SynthSettings *s, Error *err) {
@@ -65,6 +72,12 @@ double synth_lr_at(const SynthSettings *s, int step) {
     return s->lr * pow(s->lr_decay, step / s->steps);
 }
 
+unsigned synth_surrogates_at(const SynthSettings *s, int step) {
+    unsigned sur = s->fake_relu ? BACKWARD_FAKE_RELU : BACKWARD_EXACT;
+    if (step < s->maxpool_spread * synth_total_steps(s)) sur |= BACKWARD_SPREAD_MAXPOOL;
+    return sur;
+}
+
 /* Shortest decimal that reads back as exactly v (so "0.9", not
  * "0.90000000000000002"). */
 static const char *exact(double v, char buf[32]) {
@@ -91,6 +104,8 @@ void synth_settings_describe(const SynthSettings *s, char *buf, size_t size) {
         n += snprintf(buf + n, size - (size_t)n, " clip_rms=%s fake_relu=%d", exact(s->clip_rms, a),
                       (int)s->fake_relu);
     /* only when set, so exact runs keep the descriptions older runs wrote */
+    if (s->maxpool_spread > 0 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " maxpool_spread=%s", exact(s->maxpool_spread, a));
     if (s->envelope_oversample > 0 && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " envelope_oversample=%s", exact(s->envelope_oversample, a));
 }

@@ -59,6 +59,10 @@ typedef struct {
     double clamp;           /* |x| <= clamp after every step */
     double clip_rms;        /* natural clips are scaled to this RMS */
     bool fake_relu;         /* identity backward through the matched relu */
+    /* The first maxpool_spread of the steps (a fraction, 0 = none) backpropagate
+     * through every max-pool as through an average pool
+     * (BACKWARD_SPREAD_MAXPOOL); the rest use the exact max gradient. */
+    double maxpool_spread;
     int checkpoint_every;   /* steps between checkpoints, 0 = none */
     /* 0: optimize through the exact cochleagram. > 0: through the reduced-rate
      * envelope surrogate with this oversampling (cochleagram_create_reduced,
@@ -79,6 +83,8 @@ const char *synth_optimizer_name(SynthOptimizer o);
 int synth_total_steps(const SynthSettings *s);
 /* Learning rate of step (0-based). */
 double synth_lr_at(const SynthSettings *s, int step);
+/* The model's BACKWARD_* surrogate gradients at step (0-based). */
+unsigned synth_surrogates_at(const SynthSettings *s, int step);
 /* Everything that changes the result, as "k=v k=v ..." (exact decimals):
  * checkpoints and out dirs only resume/continue under the same string. */
 void synth_settings_describe(const SynthSettings *s, char *buf, size_t size);

@@ -35,7 +35,7 @@ TEST(network_golden_every_stage) {
         network_forward(&net, w, input, &i, 1);
         double e_act = rel_l2(network_activation(w, i), act, n);
         const float *cots[1] = {cot};
-        const float *g = network_backward(&net, w, &i, cots, 1, false, NULL);
+        const float *g = network_backward(&net, w, &i, cots, 1, BACKWARD_EXACT, NULL);
         double e_grad = rel_l2(g, grad, (size_t)architecture_stage_numel(&net.arch, -1));
         CHECK(t, e_act < 1e-4, "stage %s: activation rel. L2 %.3g", stage, e_act);
         CHECK(t, e_grad < 1e-3, "stage %s: input gradient rel. L2 %.3g", stage, e_grad);
@@ -57,7 +57,7 @@ static const char *branched_arch =
     "{\"name\": \"bn0\", \"op\": \"batchnorm\"},"
     "{\"name\": \"conv0\", \"op\": \"conv2d\", \"out\": 4, \"kernel\": [3, 4], \"stride\": [2, 1]},"
     "{\"name\": \"relu0\", \"op\": \"relu\"},"
-    "{\"name\": \"pool0\", \"op\": \"maxpool\", \"kernel\": [2, 2], \"stride\": [2, 2]},"
+    "{\"name\": \"pool0\", \"op\": \"%s\", \"kernel\": [2, 3], \"stride\": [2, 1]},"
     "{\"name\": \"a/conv1\", \"op\": \"conv2d\", \"out\": 3, \"kernel\": [2, 2]},"
     "{\"name\": \"a/relu1\", \"op\": \"relu\"},"
     "{\"name\": \"a/flatten\", \"op\": \"flatten\"},"
@@ -68,14 +68,15 @@ static const char *branched_arch =
     "{\"name\": \"b/final\", \"op\": \"linear\", \"out\": 3}],"
     "\"outputs\": {\"a\": \"a/final\", \"b\": \"b/final\"}}";
 
-static int make_branched(TestCtx *t, Network *net) {
+/* pool0_op: "maxpool", or "avgpool" for a twin with the same weights. */
+static int make_branched_with(TestCtx *t, Network *net, const char *pool0_op) {
     Error err = {0};
     FrontEndConfig fe;
     front_end_config_preset("tiny", &fe, &err);
     Cochleagram *c = cochleagram_create(&fe, &err);
     if (!c) return test_fail(t, __FILE__, __LINE__, "%s", err.msg), -1;
     char json[2048];
-    snprintf(json, sizeof json, branched_arch, cochleagram_channels(c), cochleagram_frames(c));
+    snprintf(json, sizeof json, branched_arch, cochleagram_channels(c), cochleagram_frames(c), pool0_op);
     cochleagram_free(c);
     if (network_from_architecture(net, json, &fe, &err) != 0)
         return test_fail(t, __FILE__, __LINE__, "%s", err.msg), -1;
@@ -85,6 +86,8 @@ static int make_branched(TestCtx *t, Network *net) {
     net->params[0].weight[0] = 1.5f, net->params[0].bias[0] = -0.2f;
     return 0;
 }
+
+static int make_branched(TestCtx *t, Network *net) { return make_branched_with(t, net, "maxpool"); }
 
 static float *noise(Rng *r, size_t n, double sd) {
     float *x = alloc_floats(n);
@@ -127,7 +130,7 @@ TEST(model_gradient_finite_differences) {
         float *cot = noise(&r, k, 1.0);
         model_forward(&m, wave, &stage, 1);
         const float *cots[1] = {cot};
-        model_backward(&m, &stage, cots, 1, false, grad);
+        model_backward(&m, &stage, cots, 1, BACKWARD_EXACT, grad);
         for (int trial = 0; trial < 3; trial++) {
             float *v = noise(&r, (size_t)n, 1.0);
             double h = 1e-3, num;
@@ -163,13 +166,13 @@ TEST(network_fake_relu_branches_and_partial_forward) {
     const float *cots[1] = {cot};
     /* Fake relu at the target = the true gradient taken at its input. */
     network_forward(&net, w, x, &relu0, 1);
-    memcpy(g1, network_backward(&net, w, &relu0, cots, 1, true, NULL), n_in * sizeof(float));
+    memcpy(g1, network_backward(&net, w, &relu0, cots, 1, BACKWARD_FAKE_RELU, NULL), n_in * sizeof(float));
     network_forward(&net, w, x, &conv0, 1);
-    memcpy(g2, network_backward(&net, w, &conv0, cots, 1, false, NULL), n_in * sizeof(float));
+    memcpy(g2, network_backward(&net, w, &conv0, cots, 1, BACKWARD_EXACT, NULL), n_in * sizeof(float));
     CHECK(t, rel_l2(g1, g2, n_in) < 1e-6, "fake relu differs from gradient at its input");
     network_forward(&net, w, x, &relu0, 1);
-    network_backward(&net, w, &relu0, cots, 1, false, NULL);
-    CHECK(t, rel_l2(network_backward(&net, w, &relu0, cots, 1, false, NULL), g1, n_in) > 1e-3,
+    network_backward(&net, w, &relu0, cots, 1, BACKWARD_EXACT, NULL);
+    CHECK(t, rel_l2(network_backward(&net, w, &relu0, cots, 1, BACKWARD_EXACT, NULL), g1, n_in) > 1e-3,
           "true relu gradient should differ from the fake one");
 
     /* Two heads at once = the sum of each alone. */
@@ -177,11 +180,11 @@ TEST(network_fake_relu_branches_and_partial_forward) {
     float *ca = noise(&r, 5, 1.0), *cb = noise(&r, 3, 1.0);
     const float *both[2] = {ca, cb};
     network_forward(&net, w, x, heads, 2);
-    memcpy(g1, network_backward(&net, w, heads, both, 2, false, NULL), n_in * sizeof(float));
+    memcpy(g1, network_backward(&net, w, heads, both, 2, BACKWARD_EXACT, NULL), n_in * sizeof(float));
     network_forward(&net, w, x, &heads[0], 1);
-    memcpy(g2, network_backward(&net, w, &heads[0], &both[0], 1, false, NULL), n_in * sizeof(float));
+    memcpy(g2, network_backward(&net, w, &heads[0], &both[0], 1, BACKWARD_EXACT, NULL), n_in * sizeof(float));
     network_forward(&net, w, x, &heads[1], 1);
-    const float *gb = network_backward(&net, w, &heads[1], &both[1], 1, false, NULL);
+    const float *gb = network_backward(&net, w, &heads[1], &both[1], 1, BACKWARD_EXACT, NULL);
     for (size_t i = 0; i < n_in; i++) g2[i] += gb[i];
     CHECK(t, rel_l2(g1, g2, n_in) < 1e-5, "two heads: %.3g", rel_l2(g1, g2, n_in));
 
@@ -198,6 +201,43 @@ TEST(network_fake_relu_branches_and_partial_forward) {
     free(ca), free(cb), free(cot), free(x), free(x2), free(g1), free(g2);
     network_work_free(w);
     network_free(&net);
+}
+
+/* BACKWARD_SPREAD_MAXPOOL: a max-pool backpropagates as an average pool over
+ * the same windows (here overlapping, 2x3 stride 2x1), at a target and
+ * before one; the forward stays the max. */
+TEST(network_spread_maxpool_is_avgpool_backward) {
+    Network mx, avg;
+    if (make_branched_with(t, &mx, "maxpool") != 0) return;
+    if (make_branched_with(t, &avg, "avgpool") != 0) return network_free(&mx);
+    Error err = {0};
+    Rng r;
+    rng_seed(&r, 11);
+    size_t n_in = (size_t)architecture_stage_numel(&mx.arch, -1);
+    float *x = noise(&r, n_in, 1.0), *g1 = alloc_floats(n_in), *g2 = alloc_floats(n_in);
+    NetworkWork *wm = network_work_create(&mx, 1, false), *wa = network_work_create(&avg, 1, false);
+    int pool0 = network_stage_index(&mx, "pool0", &err), head = mx.task_layers[0];
+    size_t k = (size_t)architecture_stage_numel(&mx.arch, pool0);
+    float *cot = noise(&r, k, 1.0), *chead = noise(&r, 5, 1.0);
+    const float *cots[1] = {cot}, *cheads[1] = {chead};
+    /* At the target: exactly the average pool's gradient (same relu0 mask). */
+    network_forward(&mx, wm, x, &pool0, 1);
+    network_forward(&avg, wa, x, &pool0, 1);
+    CHECK(t, rel_l2(network_activation(wm, pool0), network_activation(wa, pool0), k) > 1e-2,
+          "the twin's pool0 should average, not max");
+    memcpy(g1, network_backward(&mx, wm, &pool0, cots, 1, BACKWARD_SPREAD_MAXPOOL, NULL), n_in * sizeof(float));
+    memcpy(g2, network_backward(&avg, wa, &pool0, cots, 1, BACKWARD_EXACT, NULL), n_in * sizeof(float));
+    CHECK(t, rel_l2(g1, g2, n_in) < 1e-6, "spread max-pool vs avgpool gradient: %.3g", rel_l2(g1, g2, n_in));
+    const float *ge = network_backward(&mx, wm, &pool0, cots, 1, BACKWARD_EXACT, NULL);
+    CHECK(t, rel_l2(ge, g2, n_in) > 1e-2, "the exact max gradient should differ from the spread one");
+    /* Before a target (pool0 feeds a/final): spread there too. */
+    network_forward(&mx, wm, x, &head, 1);
+    memcpy(g1, network_backward(&mx, wm, &head, cheads, 1, BACKWARD_SPREAD_MAXPOOL, NULL), n_in * sizeof(float));
+    memcpy(g2, network_backward(&mx, wm, &head, cheads, 1, BACKWARD_EXACT, NULL), n_in * sizeof(float));
+    CHECK(t, rel_l2(g1, g2, n_in) > 1e-2, "spread did not reach the max-pool before the target");
+    free(x), free(g1), free(g2), free(cot), free(chead);
+    network_work_free(wm), network_work_free(wa);
+    network_free(&mx), network_free(&avg);
 }
 
 TEST(network_load_errors_name_the_problem) {
@@ -292,9 +332,9 @@ TEST(network_pool_matches_serial) {
             CHECK(t, floats_identical(network_activation(w[0], i), network_activation(w[1], i),
                                       (size_t)architecture_stage_numel(&net.arch, i)),
                   "stage %s: activation of %s differs", stages[s], net.arch.layers[i].name);
-        memcpy(g, network_backward(&net, w[0], &stage, cots, 1, s == 0, NULL), n_in * sizeof(float));
-        CHECK(t, floats_identical(g, network_backward(&net, w[1], &stage, cots, 1, s == 0, NULL),
-                                  n_in),
+        unsigned sur = s == 0 ? BACKWARD_FAKE_RELU : BACKWARD_EXACT;
+        memcpy(g, network_backward(&net, w[0], &stage, cots, 1, sur, NULL), n_in * sizeof(float));
+        CHECK(t, floats_identical(g, network_backward(&net, w[1], &stage, cots, 1, sur, NULL), n_in),
               "stage %s: input gradient differs", stages[s]);
         free(cot);
     }

@@ -225,6 +225,9 @@ TEST(synth_errors_are_clear) {
     char *argv_p[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--preset", "slow", "--out", odir, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_p, out, sizeof out) == 2 &&
                  strstr(out, "unknown preset 'slow' (feather2023, fast)"), "preset: %s", out);
+    char *argv_s[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--maxpool-spread", "1.5", "--out", odir, NULL};
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
+                 strstr(out, "bad value '1.5' for --maxpool-spread"), "spread: %s", out);
     char *argv_m[] = {"synth", "--manifest", f.manifest, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_m, out, sizeof out) == 2 && strstr(out, "--model is required"),
           "missing model: %s", out);
@@ -234,6 +237,39 @@ TEST(synth_errors_are_clear) {
 }
 
 /* ------------------------------------------------------------- synthesis */
+
+/* fast spreads max-pool gradients for its first half, then follows the exact
+ * gradient; feather2023 never does; the settings string records it. */
+TEST(synth_maxpool_spread_schedule) {
+    SynthSettings s;
+    Error err;
+    char d[512];
+    REQUIRE(t, synth_settings_preset("fast", &s, &err) == 0, "%s", err.msg);
+    int half = synth_total_steps(&s) / 2;
+    CHECK(t, synth_surrogates_at(&s, 0) == (BACKWARD_FAKE_RELU | BACKWARD_SPREAD_MAXPOOL), "fast step 0");
+    CHECK(t, synth_surrogates_at(&s, half - 1) & BACKWARD_SPREAD_MAXPOOL, "fast step %d", half - 1);
+    CHECK(t, synth_surrogates_at(&s, half) == BACKWARD_FAKE_RELU, "fast step %d", half);
+    synth_settings_describe(&s, d, sizeof d);
+    CHECK(t, strstr(d, " maxpool_spread=0.5"), "fast: %s", d);
+    REQUIRE(t, synth_settings_preset("feather2023", &s, &err) == 0, "%s", err.msg);
+    CHECK(t, synth_surrogates_at(&s, 0) == BACKWARD_FAKE_RELU, "feather2023 step 0");
+    synth_settings_describe(&s, d, sizeof d);
+    CHECK(t, !strstr(d, "maxpool_spread"), "feather2023: %s", d);
+    /* On the command line: another fraction makes the preset custom. */
+    SynthFixture f;
+    if (sfx_make(t, &f, "spread", 3, false) != 0) return;
+    char out[4096], odir[700], path[800];
+    snprintf(odir, sizeof odir, "%s/out", f.dir);
+    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "pool0", "--clips", "c0",
+                    "--preset", "fast", "--maxpool-spread", "0.25", "--out", odir, "--quiet", "--dry-run", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "%s", out);
+    argv[16] = NULL;
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/synth.json", odir);
+    char *json = sfx_slurp(path);
+    CHECK(t, json && strstr(json, "\"custom\"") && strstr(json, "maxpool_spread=0.25"), "%s", json ? json : "");
+    free(json);
+}
 
 /* Runs one metamer of clip c0 at the cochleagram stage with `preset` (and
  * `extra`, a flag and its value, or NULL) into <fixture>/out; returns
