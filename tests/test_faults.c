@@ -198,7 +198,12 @@ static int kill_while_saving(TestCtx *t, const char *dir, void (*writer)(int ver
         pid_t pid = fork();
         if (pid == 0)
             for (int v = 1;; v++) writer(v);
-        struct timespec ts = {0, (long)(5 + rand_r(&seed) % 150) * 1000000L};
+        /* Even kills at a random moment; odd ones once a temp file is there,
+         * so that some land mid-write however the save's phases are timed
+         * on a loaded machine. */
+        for (int ms = 0; k % 2 && ms < 5000 && temp_files_in(dir) <= before; ms++)
+            nanosleep(&(struct timespec){0, 1000000L}, NULL);
+        struct timespec ts = {0, (long)(k % 2 ? rand_r(&seed) % 10 : 5 + rand_r(&seed) % 150) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
