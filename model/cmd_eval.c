@@ -37,6 +37,19 @@ typedef struct {
     float p;
 } Pred;
 
+/* --by's manifest columns: index into group_of. */
+static const char *const by_names[] = {"source", "speaker", "noise"};
+
+static int by_column(const char *by) {
+    for (int k = 0; k < (int)(sizeof by_names / sizeof *by_names); k++)
+        if (!strcmp(by, by_names[k])) return k;
+    return -1;
+}
+
+static const char *group_of(const ManifestRow *r, int column) {
+    return column == 0 ? r->source : column == 1 ? r->speaker_or_style : r->noise;
+}
+
 static int parse_args(int argc, char **argv, EvalArgs *a) {
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'M'}, {"split", 1, 0, 's'},
@@ -62,7 +75,7 @@ static int parse_args(int argc, char **argv, EvalArgs *a) {
         fprintf(stderr, "metamers eval: need --model and --manifest\n");
         return 2;
     }
-    if (a->by && strcmp(a->by, "source") && strcmp(a->by, "speaker") && strcmp(a->by, "noise")) {
+    if (a->by && by_column(a->by) < 0) {
         fprintf(stderr, "metamers eval: --by %s: not source, speaker or noise\n", a->by);
         return 2;
     }
@@ -187,23 +200,20 @@ static void summarize(const Network *net, const TrainSet *ts, const Pred *pred,
     }
 }
 
-static const char *group_of(const ManifestRow *r, const char *by) {
-    return !strcmp(by, "source") ? r->source : !strcmp(by, "speaker") ? r->speaker_or_style : r->noise;
-}
-
 /* Accuracy per value of a manifest column (e.g. per held-out voice: which
  * talkers or synthesizers the model fails on), all SNRs and 0..10 dB, in
  * order of first appearance. */
 static void summarize_by(const Network *net, const TrainSet *ts, const Pred *pred, const char *by) {
     const char **name = xcalloc((size_t)ts->n, sizeof *name);
     long(*cnt)[4] = xcalloc((size_t)ts->n, sizeof *cnt); /* n, ok, n 0..10, ok 0..10 */
+    int column = by_column(by);
     printf("\n%-8s %-40s %7s %8s %7s %8s\n", "task", by, "clips", "top1", "0..10", "top1");
     for (int t = 0; t < net->n_tasks; t++) {
         int groups = 0;
         for (int i = 0; i < ts->n; i++) {
             if (ts->task[i] != t) continue;
             const ManifestRow *r = &ts->m->rows[ts->rows[i]];
-            const char *g = group_of(r, by);
+            const char *g = group_of(r, column);
             int k = 0;
             while (k < groups && strcmp(name[k], g)) k++;
             if (k == groups) name[groups] = g, memset(cnt[groups], 0, sizeof cnt[0]), groups++;

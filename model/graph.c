@@ -205,14 +205,15 @@ static void split_part(const SplitJob *j, size_t lo, size_t hi) {
     sub.n = 1, sub.c = (int)(hi - lo);
     const size_t ip = (size_t)sub.win.in_h * sub.win.in_w, op = (size_t)sub.win.out_h * sub.win.out_w;
     int32_t *am = j->argmax ? j->argmax + lo * op : NULL;
-    if (r->op == OP_MAXPOOL && j->backward && !j->spread_max)
-        maxpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op, am, j->x + lo * ip);
-    else if (r->op == OP_MAXPOOL && !j->backward)
+    bool max = r->op == OP_MAXPOOL;
+    if (!j->backward && max)
         maxpool2d_forward(&sub, j->out + lo * op, am, j->x + lo * ip);
-    else if (j->backward)
-        avgpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op);
-    else
+    else if (!j->backward)
         avgpool2d_forward(&sub, j->out + lo * op, j->x + lo * ip);
+    else if (max && !j->spread_max)
+        maxpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op, am, j->x + lo * ip);
+    else /* an average pool, or a max-pool under BACKWARD_SPREAD_MAXPOOL */
+        avgpool2d_backward(&sub, j->out + lo * ip, j->dy + lo * op);
 }
 
 static void split_task(void *ctx, int t, int worker) {

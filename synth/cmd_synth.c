@@ -1,4 +1,5 @@
 /* `metamers synth` options (and `metamers synth merge`). */
+#include <float.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,17 +47,11 @@ static int parse_int(const char *s, int lo, int *out) {
     return 0;
 }
 
-static int parse_double(const char *s, double *out) {
+/* A number in [lo, hi] (lo = DBL_TRUE_MIN: positive). */
+static int parse_double(const char *s, double lo, double hi, double *out) {
     char *end;
     *out = strtod(s, &end);
-    return *s && !*end && *out > 0 && *out < 1e9 ? 0 : -1;
-}
-
-/* A number in [0, 1]. */
-static int parse_fraction(const char *s, double *out) {
-    char *end;
-    *out = strtod(s, &end);
-    return *s && !*end && *out >= 0 && *out <= 1 ? 0 : -1;
+    return *s && !*end && *out >= lo && *out <= hi ? 0 : -1;
 }
 
 typedef struct {
@@ -85,7 +80,7 @@ static int settings_from(const Custom *c, SynthSettings *s, Error *err) {
     if (c->rounds > 0) s->rounds = c->rounds, custom = true;
     if (c->lr > 0) s->lr = c->lr, custom = true;
     if (c->decay > 0) s->lr_decay = c->decay, custom = true;
-    if (c->spread >= 0 && c->spread != s->maxpool_spread) s->maxpool_spread = c->spread, custom = true;
+    if (c->spread >= 0) s->maxpool_spread = c->spread, custom = true;
     if (c->every >= 0) s->checkpoint_every = c->every; /* does not change the result */
     /* The front end the optimizer sees, not the optimizer: the preset keeps its name. */
     if (c->envelope && strcmp(c->envelope, "exact") != 0) {
@@ -129,11 +124,11 @@ int synth_cmd_synth(int argc, char **argv) {
         case 'O': cu.optimizer = optarg; break;
         case 'T': bad = parse_int(optarg, 1, &cu.steps); break;
         case 'R': bad = parse_int(optarg, 1, &cu.rounds); break;
-        case 'l': bad = parse_double(optarg, &cu.lr); break;
-        case 'd': bad = parse_double(optarg, &cu.decay); break;
+        case 'l': bad = parse_double(optarg, DBL_TRUE_MIN, 1e9, &cu.lr); break;
+        case 'd': bad = parse_double(optarg, DBL_TRUE_MIN, 1e9, &cu.decay); break;
         case 'C': cu.schedule = optarg; break;
         case 'V': cu.envelope = optarg; break;
-        case 'X': bad = parse_fraction(optarg, &cu.spread); break;
+        case 'X': bad = parse_double(optarg, 0, 1, &cu.spread); break;
         case 'k': bad = parse_int(optarg, 0, &cu.every); break;
         case 'o': o.out = optarg; break;
         case 't': bad = parse_int(optarg, 1, &o.threads); break;
