@@ -21,7 +21,7 @@ static const char represent_usage[] =
     "\n"
     "  --model M         model file (safetensors) or builtin:NAME[:SEED]\n"
     "  --front-end NAME  front end only, no network (default cochleagram_1)\n"
-    "  --stages LIST     comma-separated stages, or `all` (default cochleagram);\n"
+    "  --stages LIST     comma-separated stages, `all` or `paper` (default cochleagram);\n"
     "                    `metamers stages --model M` lists them\n"
     "  --grad FILE       also write `grad_waveform`: the vector-Jacobian product with\n"
     "                    FILE's tensors named like the stages (a single stage may use\n"

@@ -174,7 +174,14 @@ int network_set_classes(Network *net, int task, char *const *labels, int n, Erro
 /* Layer index of a stage name, -1 for "cochleagram"; -2 and an error listing
  * the valid stages if unknown. */
 int network_stage_index(const Network *net, const char *stage, Error *err);
-/* "a,b,c" or "all" -> stage indices (-1 = cochleagram); returns the count,
+/* Named stage sets for --stages. "all": the cochleagram and every layer.
+ * "paper": the stages Feather et al. 2023 made metamers at for CochCNN9 (their
+ * metamer layer list): the cochleagram, every relu, every avgpool and each
+ * task's logits layer; it leaves out the max-pools, batchnorms and convs.
+ * Fills STAGES (room for n_layers + 1) in model order and returns the count,
+ * or -1 if NAME is not a set. */
+int network_stage_set(const Network *net, const char *name, int *stages);
+/* "a,b,c" or a set name -> stage indices (-1 = cochleagram); returns the count,
  * or -1 with an error naming the unknown stage and the valid ones. */
 int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err);
 /* [C, H, W] that layer reads. */

@@ -373,13 +373,35 @@ int network_open(Network *net, const char *spec, Error *err) {
     return network_builtin(net, name, &fe, seed, err);
 }
 
-int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err) {
-    if (strcmp(list, "all") == 0) {
-        if (net->arch.n_layers + 1 > max)
-            return error_set(err, "too many stages (%d, at most %d)", net->arch.n_layers + 1, max);
-        for (int i = -1; i < net->arch.n_layers; i++) stages[i + 1] = i;
-        return net->arch.n_layers + 1;
+static bool is_logits_layer(const Network *net, int layer) {
+    if (net->n_tasks == 0) return layer == net->arch.n_layers - 1;
+    for (int t = 0; t < net->n_tasks; t++)
+        if (net->task_layers[t] == layer) return true;
+    return false;
+}
+
+int network_stage_set(const Network *net, const char *name, int *stages) {
+    bool all = strcmp(name, "all") == 0;
+    if (!all && strcmp(name, "paper") != 0) return -1;
+    int n = 0;
+    stages[n++] = -1;
+    for (int i = 0; i < net->arch.n_layers; i++) {
+        LayerOp op = net->arch.layers[i].op;
+        if (all || op == OP_RELU || op == OP_AVGPOOL || is_logits_layer(net, i)) stages[n++] = i;
     }
+    return n;
+}
+
+int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err) {
+    int *set = xmalloc(((size_t)net->arch.n_layers + 1) * sizeof *set);
+    int n_set = network_stage_set(net, list, set);
+    if (n_set > max) {
+        free(set);
+        return error_set(err, "too many stages (%d, at most %d)", n_set, max);
+    }
+    if (n_set >= 0) memcpy(stages, set, (size_t)n_set * sizeof *stages);
+    free(set);
+    if (n_set >= 0) return n_set;
     int n = 0;
     char *copy = xstrdup(list), *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -101,7 +101,7 @@ static void usage(FILE *f) {
             "  Spearman rho, Pearson r and SNR between the activations of random pairs of\n"
             "  different natural clips, per stage: metamers must beat each maximum.\n"
             "  Cached next to the model (M.null.safetensors, keyed by the model's SHA-256).\n"
-            "  --stages LIST|all   stages (default all)\n"
+            "  --stages LIST|all|paper  stages (default all)\n"
             "  --pairs N           random distinct pairs (default %d)\n"
             "  --split NAME        only clips of this split (e.g. train)\n"
             "  --seed S            pair sampling seed (default 0)\n"

@@ -57,10 +57,14 @@ int synth_clip_stages(const Network *net, const char *list, int task, const char
     int n_layers = net->arch.n_layers;
     int *allowed = xmalloc(((size_t)n_layers + 1) * sizeof *allowed);
     int n_allowed = synth_task_stages(net, task, allowed);
+    int *set = xmalloc(((size_t)n_layers + 1) * sizeof *set);
+    int n_set = network_stage_set(net, list, set);
     int n = -1;
-    if (strcmp(list, "all") == 0) {
-        memcpy(stages, allowed, (size_t)n_allowed * sizeof *stages);
-        n = n_allowed;
+    if (n_set >= 0) { /* a named set: its stages on this task's path */
+        n = 0;
+        for (int j = 0; j < n_allowed; j++)
+            for (int k = 0; k < n_set; k++)
+                if (set[k] == allowed[j]) stages[n++] = allowed[j];
     } else {
         int max_req = 4 * (n_layers + 1);
         int *req = xmalloc((size_t)max_req * sizeof *req);
@@ -88,6 +92,7 @@ int synth_clip_stages(const Network *net, const char *list, int task, const char
         free(want);
     }
     free(allowed);
+    free(set);
     return n;
 }
 

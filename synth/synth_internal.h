@@ -55,7 +55,7 @@ typedef struct {
 /* Which task a manifest row uses: the model's only task, or the task of the
  * same name. */
 int synth_clip_task(const Network *net, const char *clip_id, const char *task, Error *err);
-/* Stages of `list` ("all" or names) for clips of task: ordered as in the
+/* Stages of `list` (a set name, or stage names) for clips of task: ordered as in the
  * model, duplicates dropped; a stage on another task's branch is an error
  * naming the clip. Returns the count. */
 int synth_clip_stages(const Network *net, const char *list, int task, const char *clip_id,

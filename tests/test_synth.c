@@ -193,6 +193,40 @@ TEST(synth_dry_run_shards_cover_the_list) {
     CHECK(t, total == full, "shards list %d jobs, the full list %d", total, full);
 }
 
+/* `--stages paper` is Feather 2023's list on each clip's path: cochleagram,
+ * relus, avgpools and the task's logits; no max-pool, conv or batchnorm. */
+TEST(synth_paper_stage_set) {
+    SynthFixture f;
+    if (sfx_make(t, &f, "paper", 3, true) != 0) return;
+    char out[8192];
+    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "paper", "--dry-run", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "dry run: %s", out);
+    /* Clips c0 and c2 are task a, c1 is task b (the fixture). */
+    char got[3][256] = {"", "", ""};
+    for (char *line = out, *end; (end = strchr(line, '\n')); line = end + 1) {
+        *end = 0;
+        char clip[64], stage[64];
+        int idx, seed;
+        if (sscanf(line, "%d\t%63[^\t]\t%63[^\t]\t%d", &idx, clip, stage, &seed) != 4) continue;
+        int c = clip[strlen(clip) - 1] - '0';
+        REQUIRE(t, c >= 0 && c < 3, "clip %s", clip);
+        strcat(strcat(got[c], stage), " ");
+    }
+    const char *want_a = "cochleagram relu0 a/relu1 a/relufc a/final ";
+    CHECK(t, !strcmp(got[0], want_a) && !strcmp(got[2], want_a), "task a: '%s', '%s'", got[0], got[2]);
+    CHECK(t, !strcmp(got[1], "cochleagram relu0 b/pool b/final "), "task b: '%s'", got[1]);
+    Network net;
+    Error err = {0};
+    REQUIRE(t, network_load(&net, f.model, &err) == 0, "%s", err.msg);
+    int stages[32];
+    int n = network_parse_stages(&net, "paper", stages, 32, &err);
+    CHECK(t, n == 7, "whole-model paper set: %d stages, want 7 (both branches)", n);
+    CHECK(t, network_parse_stages(&net, "paper", stages, 3, &err) < 0 && strstr(err.msg, "too many"),
+          "max not enforced: %s", err.msg);
+    CHECK(t, network_stage_set(&net, "relu0", stages) == -1, "a stage name taken for a set");
+    network_free(&net);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 TEST(synth_errors_are_clear) {
