@@ -26,23 +26,35 @@ static int load_pair_clips(const Network *net, const Manifest *man, const int *r
     return rc;
 }
 
-static int compute_from_manifest(const Network *net, const char *manifest, const char *split,
+/* Is manifest row `row` a clip of task `task`? (Every clip is, for a model
+ * with fewer than two tasks.) */
+static bool row_of_task(const Network *net, const ManifestRow *row, int task) {
+    if (net->n_tasks < 2 || task < 0) return true;
+    Error ignored = {0};
+    return synth_clip_task(net, row->clip_id, row->task, &ignored) == task;
+}
+
+static int compute_from_manifest(const Network *net, const char *manifest, const char *split, int task,
                                  const int *stages, int n_stages, int pairs, uint64_t seed,
                                  int threads, bool quiet, NullDist *out, Error *err) {
     Manifest man;
     if (manifest_read(manifest, &man, err) != 0) return -1;
     int *rows = xmalloc(((size_t)man.n + 1) * sizeof *rows), n = 0;
     for (int i = 0; i < man.n; i++)
-        if (!split || !strcmp(man.rows[i].split, split)) rows[n++] = i;
+        if ((!split || !strcmp(man.rows[i].split, split)) && row_of_task(net, &man.rows[i], task)) rows[n++] = i;
+    const char *task_name = net->n_tasks > 1 && task >= 0 ? net->task_names[task] : NULL;
     int rc = 0;
-    if (n < 2) rc = error_set(err, "%s: %d clips%s%s; the null distribution needs at least 2", manifest, n,
-                              split ? " in split " : "", split ? split : "");
+    if (n < 2)
+        rc = error_set(err, "%s: %d clips%s%s%s%s; the null distribution needs at least 2", manifest, n,
+                       task_name ? " of task " : "", task_name ? task_name : "", split ? " in split " : "",
+                       split ? split : "");
     float **waves = xcalloc((size_t)n + 1, sizeof *waves);
     if (rc == 0) rc = load_pair_clips(net, &man, rows, n, pairs, seed, waves, err);
     double t0 = now_seconds();
-    if (rc == 0) rc = synth_null_compute(net, waves, n, stages, n_stages, pairs, seed, threads, out, err);
+    if (rc == 0) rc = synth_null_compute(net, task, waves, n, stages, n_stages, pairs, seed, threads, out, err);
     if (rc == 0 && !quiet)
-        fprintf(stderr, "null distribution: %d pairs of %d clips at %d stages in %.1f s\n",
+        fprintf(stderr, "null distribution%s%s: %d pairs of %d clips at %d stages in %.1f s\n",
+                task_name ? ", task " : "", task_name ? task_name : "",
                 out->n_stages ? out->stages[0].n_pairs : 0, n, n_stages, now_seconds() - t0);
     if (rc == 0) {
         char src[1200];
@@ -57,19 +69,22 @@ static int compute_from_manifest(const Network *net, const char *manifest, const
 }
 
 int synth_null_ensure(const Network *net, const char *model_sha256, const char *cache,
-                      const char *manifest, const char *split, const int *stages, int n_stages,
-                      int pairs, uint64_t seed, int threads, bool quiet, NullDist *d, Error *err) {
+                      const char *manifest, const char *split, int task, const int *stages,
+                      int n_stages, int pairs, uint64_t seed, int threads, bool quiet, NullDist *d,
+                      Error *err) {
     bool stale;
     if (synth_null_load(cache, model_sha256, d, &stale, err) != 0) return -1;
     int *missing = xmalloc(((size_t)n_stages + 1) * sizeof *missing), n = 0;
     char names[400] = "";
-    for (int s = 0; s < n_stages; s++)
-        if (!synth_null_find(d, synth_stage_name(net, stages[s]))) {
+    for (int s = 0; s < n_stages; s++) {
+        char key[300];
+        synth_null_key(net, task, stages[s], key, sizeof key);
+        if (!synth_null_find(d, key)) {
             missing[n++] = stages[s];
             size_t len = strlen(names);
-            if (len + 40 < sizeof names)
-                snprintf(names + len, sizeof names - len, "%s%s", n > 1 ? ", " : "", synth_stage_name(net, stages[s]));
+            if (len + 40 < sizeof names) snprintf(names + len, sizeof names - len, "%s%s", n > 1 ? ", " : "", key);
         }
+    }
     int rc = 0;
     if (n > 0) {
         if (!quiet)
@@ -80,7 +95,7 @@ int synth_null_ensure(const Network *net, const char *model_sha256, const char *
                     cache, names, stale ? " (it was made for another version of the model)" : "",
                     manifest, pairs);
         NullDist add;
-        rc = compute_from_manifest(net, manifest, split, missing, n, pairs, seed, threads, quiet, &add, err);
+        rc = compute_from_manifest(net, manifest, split, task, missing, n, pairs, seed, threads, quiet, &add, err);
         if (rc == 0) {
             snprintf(add.model_sha256, sizeof add.model_sha256, "%s", model_sha256);
             rc = synth_null_store(cache, &add, err);
@@ -100,9 +115,12 @@ static void usage(FILE *f) {
             "usage: metamers null --model M --manifest TRAIN.csv [options]\n"
             "  Spearman rho, Pearson r and SNR between the activations of random pairs of\n"
             "  different natural clips, per stage: metamers must beat each maximum.\n"
+            "  A model with several tasks gets one null per task, from pairs of that\n"
+            "  task's clips, at the stages on its path (\"word:relu2\", \"genre:relu2\").\n"
             "  Cached next to the model (M.null.safetensors, keyed by the model's SHA-256).\n"
             "  --stages LIST|all|paper  stages (default all)\n"
-            "  --pairs N           random distinct pairs (default %d)\n"
+            "  --task NAME         only this task's null (default: every task)\n"
+            "  --pairs N           random distinct pairs, per task (default %d)\n"
             "  --split NAME        only clips of this split (e.g. train)\n"
             "  --seed S            pair sampling seed (default 0)\n"
             "  --threads N         worker threads (default: cores)\n"
@@ -112,35 +130,78 @@ static void usage(FILE *f) {
 }
 
 /* Running maxima over prefixes n = 1, 2, 4, ..., N: the stability check. */
-static int write_stability(const char *path, const NullDist *d, Error *err) {
+static void write_stage_stability(FILE *f, const NullStage *ns) {
+    double m[3] = {-INFINITY, -INFINITY, -INFINITY};
+    for (int k = 0, next = 1; k < ns->n_pairs; k++) {
+        const float v[3] = {ns->spearman[k], ns->pearson[k], ns->snr_db[k]};
+        for (int q = 0; q < 3; q++)
+            if (isfinite(v[q]) && v[q] > m[q]) m[q] = v[q];
+        if (k + 1 == next || k + 1 == ns->n_pairs) {
+            fprintf(f, "%s,%d,%.6f,%.6f,%.4f\n", ns->stage, k + 1, m[0], m[1], m[2]);
+            next *= 2;
+        }
+    }
+}
+
+static int write_stability(const char *path, const NullDist *dists, int n_dists, Error *err) {
     AtomicFile af;
     if (atomic_open(&af, path, 0644, err) != 0) return -1;
     fprintf(af.f, "stage,pairs,max_spearman,max_pearson,max_snr_db\n");
-    for (int s = 0; s < d->n_stages; s++) {
-        const NullStage *ns = &d->stages[s];
-        double m[3] = {-INFINITY, -INFINITY, -INFINITY};
-        for (int k = 0, next = 1; k < ns->n_pairs; k++) {
-            const float v[3] = {ns->spearman[k], ns->pearson[k], ns->snr_db[k]};
-            for (int q = 0; q < 3; q++)
-                if (isfinite(v[q]) && v[q] > m[q]) m[q] = v[q];
-            if (k + 1 == next || k + 1 == ns->n_pairs) {
-                fprintf(af.f, "%s,%d,%.6f,%.6f,%.4f\n", ns->stage, k + 1, m[0], m[1], m[2]);
-                next *= 2;
+    for (int t = 0; t < n_dists; t++)
+        for (int s = 0; s < dists[t].n_stages; s++) write_stage_stability(af.f, &dists[t].stages[s]);
+    return atomic_commit(&af, err);
+}
+
+/* The requested stages that lie on task's path (all of them for task -1). */
+static int stages_of_task(const Network *net, int task, const int *req, int n_req, int *out) {
+    int *path = xmalloc(((size_t)net->arch.n_layers + 1) * sizeof *path);
+    int n_path = synth_task_stages(net, task, path), n = 0;
+    for (int k = 0; k < n_req; k++)
+        for (int j = 0; j < n_path; j++)
+            if (path[j] == req[k]) {
+                out[n++] = req[k];
+                break;
             }
+    free(path);
+    return n;
+}
+
+/* Per task (or once, for a model with fewer than two tasks): its null at
+ * its stages among st, stored in cache; dists[] gets each. */
+static int compute_tasks(const Network *net, const char *manifest, const char *split, const char *task_name,
+                         const int *st, int n, int pairs, uint64_t seed, int threads, const char *cache,
+                         const char *sha, NullDist *dists, int *n_dists, Error *err) {
+    int first = net->n_tasks > 1 ? 0 : -1, last = net->n_tasks > 1 ? net->n_tasks - 1 : -1, rc = 0;
+    if (task_name) {
+        int t = 0;
+        while (t < net->n_tasks && strcmp(net->task_names[t], task_name)) t++;
+        if (t == net->n_tasks) return error_set(err, "--task %s: the model has no such task", task_name);
+        if (net->n_tasks > 1) first = last = t;
+    }
+    int *mine = xmalloc(((size_t)n + 1) * sizeof *mine);
+    for (int t = first; t <= last && rc == 0; t++) {
+        int m = stages_of_task(net, t, st, n, mine);
+        if (m == 0) continue;
+        NullDist *d = &dists[(*n_dists)++];
+        rc = compute_from_manifest(net, manifest, split, t, mine, m, pairs, seed, threads, false, d, err);
+        if (rc == 0) {
+            snprintf(d->model_sha256, sizeof d->model_sha256, "%s", sha);
+            rc = synth_null_store(cache, d, err);
         }
     }
-    return atomic_commit(&af, err);
+    free(mine);
+    return rc;
 }
 
 int synth_cmd_null(int argc, char **argv) {
     const char *model = NULL, *manifest = NULL, *stages = "all", *split = NULL, *out = NULL,
-               *stab = NULL;
+               *stab = NULL, *task = NULL;
     int pairs = SYNTH_NULL_DEFAULT_PAIRS, threads = default_thread_count();
     unsigned long long seed = 0;
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'f'}, {"stages", 1, 0, 's'}, {"pairs", 1, 0, 'p'},
         {"split", 1, 0, 'S'}, {"seed", 1, 0, 'e'}, {"threads", 1, 0, 't'}, {"out", 1, 0, 'o'},
-        {"stability", 1, 0, 'y'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"stability", 1, 0, 'y'}, {"task", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 0, opterr = 0; /* 0: full reset, commands may run twice */
     int c;
     char *end;
@@ -155,6 +216,7 @@ int synth_cmd_null(int argc, char **argv) {
         case 't': threads = (int)strtol(optarg, &end, 10); if (*end || threads < 1) threads = -1; break;
         case 'o': out = optarg; break;
         case 'y': stab = optarg; break;
+        case 'a': task = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "metamers null: bad option '%s' (see --help)\n", argv[optind - 1]);
@@ -181,21 +243,23 @@ int synth_cmd_null(int argc, char **argv) {
     int rc = n < 0 ? -1 : 0;
     if (rc == 0 && !cache) rc = error_set(&err, "--out is required for builtin: models (no file to put the cache next to)");
     if (rc == 0) rc = synth_model_sha256(&net, model, sha, &err);
-    NullDist d = {0};
-    if (rc == 0) rc = compute_from_manifest(&net, manifest, split, st, n, pairs, seed, threads, false, &d, &err);
-    if (rc == 0) {
-        snprintf(d.model_sha256, sizeof d.model_sha256, "%s", sha);
-        rc = synth_null_store(cache, &d, &err);
-    }
-    if (rc == 0 && stab) rc = write_stability(stab, &d, &err);
+    NullDist *dists = xcalloc((size_t)net.n_tasks + 1, sizeof *dists);
+    int n_dists = 0;
+    if (rc == 0)
+        rc = compute_tasks(&net, manifest, split, task, st, n, pairs, seed, threads, cache, sha, dists, &n_dists, &err);
+    if (rc == 0 && stab) rc = write_stability(stab, dists, n_dists, &err);
     if (rc == 0) {
         printf("%-24s %6s %12s %12s %12s\n", "stage", "pairs", "max_spearman", "max_pearson", "max_snr_db");
-        for (int s = 0; s < d.n_stages; s++)
-            printf("%-24s %6d %12.4f %12.4f %12.3f\n", d.stages[s].stage, d.stages[s].n_pairs,
-                   d.stages[s].max_spearman, d.stages[s].max_pearson, d.stages[s].max_snr_db);
+        for (int t = 0; t < n_dists; t++)
+            for (int s = 0; s < dists[t].n_stages; s++) {
+                const NullStage *ns = &dists[t].stages[s];
+                printf("%-24s %6d %12.4f %12.4f %12.3f\n", ns->stage, ns->n_pairs, ns->max_spearman,
+                       ns->max_pearson, ns->max_snr_db);
+            }
         printf("cached in %s\n", cache);
     }
-    synth_null_free(&d);
+    for (int t = 0; t < n_dists; t++) synth_null_free(&dists[t]);
+    free(dists);
     free(cache);
     free(st);
     network_free(&net);

@@ -10,6 +10,8 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: metamers synth --model M --manifest CLIPS.csv --out DIR [options]\n"
         "       metamers synth merge DIR... [--out OUT]\n"
+        "       metamers synth judge DIR --model M [--null PATH]   (verdicts again, e.g. after\n"
+        "                            a new `metamers null`; the metamers are not remade)\n"
         "  Model metamers: for each clip, stage and seed, a sound whose activations at the\n"
         "  stage match the clip's (Feather et al. 2019, 2023), judged by the published\n"
         "  success criterion. Rerun the same command to resume a killed run.\n"
@@ -99,6 +101,7 @@ static int settings_from(const Custom *c, SynthSettings *s, Error *err) {
 
 int synth_cmd_synth(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "merge") == 0) return synth_merge(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "judge") == 0) return synth_judge(argc - 1, argv + 1);
     SynthOptions o = {.stages = "all", .seeds = 1, .threads = default_thread_count(), .shard_k = 1,
                       .shard_n = 1, .null_pairs = SYNTH_NULL_DEFAULT_PAIRS};
     Custom cu = {.preset = "feather2023", .every = -1, .spread = -1};

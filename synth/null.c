@@ -8,7 +8,8 @@
  * order, so any prefix is itself a random sample (cmd_null.c prints the
  * running maximum over prefixes to show it has settled). Each pair costs two
  * forwards; nothing is kept per clip, so memory does not grow with the
- * training set. Cached next to the model, keyed by the model's SHA-256. */
+ * training set. Cached next to the model, keyed by the model's SHA-256.
+ * A model with several tasks has one null per task (synth_null_key). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,9 +103,9 @@ static void null_stage_maxima(NullStage *s) {
     s->max_snr_db = max_finite(s->snr_db, s->n_pairs);
 }
 
-int synth_null_compute(const Network *net, float *const *waves, int n_clips, const int *stages,
-                       int n_stages, int n_pairs, uint64_t seed, int threads, NullDist *out,
-                       Error *err) {
+int synth_null_compute(const Network *net, int task, float *const *waves, int n_clips,
+                       const int *stages, int n_stages, int n_pairs, uint64_t seed, int threads,
+                       NullDist *out, Error *err) {
     memset(out, 0, sizeof *out);
     if (n_clips < 2) return error_set(err, "the null distribution needs at least 2 clips (got %d)", n_clips);
     uint64_t total = (uint64_t)n_clips * (uint64_t)(n_clips - 1) / 2;
@@ -133,7 +134,9 @@ int synth_null_compute(const Network *net, float *const *waves, int n_clips, con
     out->n_stages = n_stages;
     for (int s = 0; s < n_stages; s++) {
         NullStage *ns = &out->stages[s];
-        ns->stage = xstrdup(synth_stage_name(net, stages[s]));
+        char key[300];
+        synth_null_key(net, task, stages[s], key, sizeof key);
+        ns->stage = xstrdup(key);
         ns->n_pairs = n_pairs;
         ns->spearman = alloc_floats((size_t)n_pairs);
         ns->pearson = alloc_floats((size_t)n_pairs);
@@ -158,9 +161,16 @@ int synth_null_compute(const Network *net, float *const *waves, int n_clips, con
     return rc;
 }
 
-const NullStage *synth_null_find(const NullDist *d, const char *stage) {
+void synth_null_key(const Network *net, int task, int stage, char *buf, size_t size) {
+    if (net->n_tasks > 1 && task >= 0 && task < net->n_tasks)
+        snprintf(buf, size, "%s:%s", net->task_names[task], synth_stage_name(net, stage));
+    else
+        snprintf(buf, size, "%s", synth_stage_name(net, stage));
+}
+
+const NullStage *synth_null_find(const NullDist *d, const char *key) {
     for (int s = 0; s < d->n_stages; s++)
-        if (strcmp(d->stages[s].stage, stage) == 0) return &d->stages[s];
+        if (strcmp(d->stages[s].stage, key) == 0) return &d->stages[s];
     return NULL;
 }
 

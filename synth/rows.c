@@ -161,6 +161,15 @@ int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Erro
 
 /* --------------------------------------------------------------- merge */
 
+int rows_write_folder(const char *dir, Row *rows, int n, FILE *print, Error *err) {
+    rows_sort(rows, n);
+    char *csv = synth_join(dir, "metamers.csv"), *sum = synth_join(dir, "summary.csv");
+    int rc = rows_write_csv(csv, rows, n, err);
+    if (rc == 0) rc = rows_summary(sum, print, rows, n, err);
+    free(csv), free(sum);
+    return rc;
+}
+
 static bool same_key(const Row *a, const Row *b) {
     return !strcmp(a->f[COL_CLIP_ID], b->f[COL_CLIP_ID]) && !strcmp(a->f[COL_STAGE], b->f[COL_STAGE]) &&
            !strcmp(a->f[COL_SEED], b->f[COL_SEED]);
@@ -279,15 +288,8 @@ int synth_merge(int argc, char **argv) {
             free(js), free(jo);
         }
     }
-    if (rc == 0) {
-        rows_sort(have, n_have);
-        char *csv = synth_join(out, "metamers.csv");
-        rc = rows_write_csv(csv, have, n_have, &err);
-        if (rc == 0) printf("%s: %d metamers (%d copied in)\n", csv, n_have, copied);
-        char *sum = synth_join(out, "summary.csv");
-        if (rc == 0) rc = rows_summary(sum, stdout, have, n_have, &err);
-        free(csv), free(sum);
-    }
+    if (rc == 0) rc = rows_write_folder(out, have, n_have, stdout, &err);
+    if (rc == 0) printf("%s: %d metamers (%d copied in)\n", out, n_have, copied);
     rows_free(have, n_have);
     free(dirs);
     if (rc != 0) fprintf(stderr, "metamers synth merge: %s\n", err.msg);

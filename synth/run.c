@@ -207,7 +207,9 @@ static int write_loss_curve(const char *path, const SynthSettings *s, const Meta
 static int write_outputs(Run *r, const SynthJob *j, const MetamerResult *m, Error *err) {
     const SynthClip *c = &r->clips[j->clip];
     const char *stage = synth_stage_name(&r->net, j->stage);
-    const NullStage *ns = synth_null_find(&r->null, stage);
+    char key[300];
+    synth_null_key(&r->net, c->task, j->stage, key, sizeof key);
+    const NullStage *ns = synth_null_find(&r->null, key);
     char pn[128], pm[128], verdict[700], optimizer[600];
     label_of(&r->net, c->task, m->pred_natural, pn, sizeof pn);
     label_of(&r->net, c->task, m->pred_metamer, pm, sizeof pm);
@@ -361,19 +363,29 @@ static int write_naturals(Run *r, Error *err) {
     return rc;
 }
 
+/* The null of every (task, stage) a pending job needs; then all of it. */
 static int prepare_null(Run *r, Error *err) {
     const SynthOptions *o = r->o;
-    int *stages = xmalloc(((size_t)r->net.arch.n_layers + 1) * sizeof *stages), n = 0;
-    for (int i = 0; i < r->n_pending; i++) {
-        int s = r->jobs[r->pending[i]].stage, dup = 0;
-        for (int k = 0; k < n; k++) dup |= stages[k] == s;
-        if (!dup) stages[n++] = s;
-    }
+    int *stages = xmalloc(((size_t)r->net.arch.n_layers + 1) * sizeof *stages);
     char *cache = o->null_path ? xstrdup(o->null_path) : synth_null_default_path(o->model);
     if (!cache) cache = synth_join(o->out, "null.safetensors"); /* builtin: models */
-    int rc = synth_null_ensure(&r->net, r->sha, cache, o->null_manifest ? o->null_manifest : o->manifest,
-                               o->null_manifest ? NULL : o->split, stages, n, o->null_pairs,
-                               o->null_seed, o->threads, o->quiet, &r->null, err);
+    int rc = 0, per_task = r->net.n_tasks > 1;
+    for (int t = per_task ? 0 : -1; t < (per_task ? r->net.n_tasks : 0) && rc == 0; t++) {
+        int n = 0;
+        for (int i = 0; i < r->n_pending; i++) {
+            const SynthJob *j = &r->jobs[r->pending[i]];
+            int dup = per_task && r->clips[j->clip].task != t;
+            for (int k = 0; k < n; k++) dup |= stages[k] == j->stage;
+            if (!dup) stages[n++] = j->stage;
+        }
+        NullDist d;
+        if (n > 0)
+            rc = synth_null_ensure(&r->net, r->sha, cache, o->null_manifest ? o->null_manifest : o->manifest,
+                                   o->null_manifest ? NULL : o->split, t, stages, n, o->null_pairs,
+                                   o->null_seed, o->threads, o->quiet, &d, err);
+        if (n > 0 && rc == 0) synth_null_free(&d);
+    }
+    if (rc == 0) rc = synth_null_load(cache, r->sha, &r->null, NULL, err);
     free(cache);
     free(stages);
     return rc;

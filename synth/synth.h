@@ -153,13 +153,20 @@ typedef struct {
 
 /* Statistics between random distinct pairs of clips (each RMS-normalized
  * like synthesis inputs) at each stage. waves: n_clips clips of the model's
- * length (only those in a pair are read; others may be NULL). n_pairs is
- * capped at n_clips(n_clips-1)/2. Deterministic for a seed, whatever the
- * thread count. */
-int synth_null_compute(const Network *net, float *const *waves, int n_clips, const int *stages,
-                       int n_stages, int n_pairs, uint64_t seed, int threads, NullDist *out,
-                       Error *err);
-const NullStage *synth_null_find(const NullDist *d, const char *stage);
+ * length (only those in a pair are read; others may be NULL), all of task
+ * `task` (index into net->task_names, -1 for none; it names the entries, see
+ * synth_null_key). n_pairs is capped at n_clips(n_clips-1)/2. Deterministic
+ * for a seed, whatever the thread count. */
+int synth_null_compute(const Network *net, int task, float *const *waves, int n_clips,
+                       const int *stages, int n_stages, int n_pairs, uint64_t seed, int threads,
+                       NullDist *out, Error *err);
+/* The name of a stage's null in a cache. A model with several tasks gets
+ * one null per task, "task:stage", from pairs of that task's clips only: a
+ * metamer of a music clip must beat the most alike pair of music clips, not
+ * pairs that are mostly speech (a genre clip is closer to another genre clip
+ * at every stage). Otherwise the stage name. */
+void synth_null_key(const Network *net, int task, int stage, char *buf, size_t size);
+const NullStage *synth_null_find(const NullDist *d, const char *key);
 
 /* The success criterion (Feather 2023): the model's prediction on the
  * metamer equals its prediction on the natural clip (pred_natural and

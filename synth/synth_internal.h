@@ -103,8 +103,13 @@ int rows_write_csv(const char *path, const Row *rows, int n, Error *err);
  * iterations and seconds; to a CSV at csv_path and/or printed (either may
  * be NULL). */
 int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Error *err);
+/* Sorts rows and rewrites dir/metamers.csv and dir/summary.csv from them
+ * (the summary also printed to print unless NULL). */
+int rows_write_folder(const char *dir, Row *rows, int n, FILE *print, Error *err);
 /* `metamers synth merge` */
 int synth_merge(int argc, char **argv);
+/* `metamers synth judge` */
+int synth_judge(int argc, char **argv);
 
 /* ---------------------------------------------------------------- runs */
 
@@ -123,11 +128,13 @@ typedef struct {
 int synth_run(const SynthOptions *o, Error *err);
 /* The pairs synth_null_compute uses for (n clips, n_pairs <= n(n-1)/2, seed). */
 void null_sample_pairs(int n, int n_pairs, uint64_t seed, int *pa, int *pb);
-/* The null distribution for stages missing from the cache: computed from
- * manifest's clips and stored. Prints a note unless quiet. */
+/* The null distribution of task `task` (-1: none) for stages missing from
+ * the cache: computed from manifest's clips of that task and stored. Prints a
+ * note unless quiet. */
 int synth_null_ensure(const Network *net, const char *model_sha256, const char *cache,
-                      const char *manifest, const char *split, const int *stages, int n_stages,
-                      int pairs, uint64_t seed, int threads, bool quiet, NullDist *d, Error *err);
+                      const char *manifest, const char *split, int task, const int *stages,
+                      int n_stages, int pairs, uint64_t seed, int threads, bool quiet, NullDist *d,
+                      Error *err);
 
 /* -------------------------------------------------------------- progress */
 

@@ -91,7 +91,7 @@ int sfx_make(TestCtx *t, SynthFixture *f, const char *name, int n_clips, bool br
         if (audio_write_wav(path, x, 2000, 1, 8000, AUDIO_FLOAT32, NULL, &err) != 0)
             return fclose(m), test_fail(t, __FILE__, __LINE__, "%s", err.msg), -1;
         fprintf(m, "c%d,clips/c%d.wav,%s,x%d,import,s%d,inf,none,train,\n", k, k,
-                branched && k == 1 ? "b" : "a", k % 3, k);
+                branched && k % 2 == 1 ? "b" : "a", k % 3, k);
     }
     fclose(m);
     return 0;

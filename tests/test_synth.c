@@ -621,6 +621,41 @@ TEST(synth_divergence_is_a_verdict) {
 
 /* ----------------------------------------------------- null and figures */
 
+/* The largest Spearman between stage activations of any two of the
+ * fixture's clips c<idx[0..n-1]>, computed directly. */
+static double max_pair_spearman(TestCtx *t, const SynthFixture *f, const char *stage_name, const int *idx, int n) {
+    Network net;
+    Error err = {0};
+    if (network_open(&net, f->model, &err) != 0) return test_fail(t, __FILE__, __LINE__, "%s", err.msg), NAN;
+    ModelRun m;
+    model_run_init(&m, &net, NULL, &err);
+    int stage = network_stage_index(&net, stage_name, &err);
+    size_t numel = (size_t)model_stage_numel(&m, stage);
+    float *act[8] = {0};
+    double best = -2;
+    for (int k = 0; k < n && k < 8; k++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/clips/c%d.wav", f->dir, idx[k]);
+        Audio a;
+        if (audio_read(p, 8000, 2000, &a, &err) != 0) {
+            test_fail(t, __FILE__, __LINE__, "%s", err.msg);
+            break;
+        }
+        audio_scale_to_rms(a.samples, a.n, 0.1);
+        model_forward(&m, a.samples, &stage, 1);
+        act[k] = alloc_floats(numel);
+        memcpy(act[k], model_stage_output(&m, stage), numel * sizeof(float));
+        audio_free(&a);
+    }
+    for (int i = 0; i < n && i < 8; i++)
+        for (int j = i + 1; j < n && j < 8; j++)
+            if (act[i] && act[j]) best = fmax(best, synth_spearman(act[i], act[j], numel));
+    for (int k = 0; k < 8; k++) free(act[k]);
+    model_run_free(&m);
+    network_free(&net);
+    return best;
+}
+
 TEST(synth_null_cache_and_show) {
     SynthFixture f;
     if (sfx_make(t, &f, "null", 6, false) != 0) return;
@@ -641,31 +676,9 @@ TEST(synth_null_cache_and_show) {
     const NullStage *s = synth_null_find(&d, "relu1");
     REQUIRE(t, d.n_stages == 2 && s && s->n_pairs == 15, "cache holds %d stages", d.n_stages);
     /* The cached maxima are the statistics of some pair, recomputed here. */
-    Network net;
-    REQUIRE(t, network_open(&net, f.model, &err) == 0, "%s", err.msg);
-    ModelRun m;
-    model_run_init(&m, &net, NULL, &err);
-    int stage = network_stage_index(&net, "relu1", &err);
-    size_t n = (size_t)model_stage_numel(&m, stage);
-    float *act[6];
-    double best = -2;
-    for (int k = 0; k < 6; k++) {
-        char p[800];
-        snprintf(p, sizeof p, "%s/clips/c%d.wav", f.dir, k);
-        Audio a;
-        REQUIRE(t, audio_read(p, 8000, 2000, &a, &err) == 0, "%s", err.msg);
-        audio_scale_to_rms(a.samples, a.n, 0.1);
-        model_forward(&m, a.samples, &stage, 1);
-        act[k] = alloc_floats(n);
-        memcpy(act[k], model_stage_output(&m, stage), n * sizeof(float));
-        audio_free(&a);
-    }
-    for (int i = 0; i < 6; i++)
-        for (int j = i + 1; j < 6; j++) best = fmax(best, synth_spearman(act[i], act[j], n));
+    const int all6[] = {0, 1, 2, 3, 4, 5};
+    double best = max_pair_spearman(t, &f, "relu1", all6, 6);
     CHECK(t, fabs(best - s->max_spearman) < 1e-6, "max spearman %g, by hand %g", s->max_spearman, best);
-    for (int k = 0; k < 6; k++) free(act[k]);
-    model_run_free(&m);
-    network_free(&net);
     synth_null_free(&d);
     /* Another model hash: the cache is stale, not used. */
     REQUIRE(t, synth_null_load(cache, "0000", &d, &stale, &err) == 0 && stale && d.n_stages == 0, "stale");
@@ -693,4 +706,70 @@ TEST(synth_null_cache_and_show) {
     char *pb = sfx_slurp(png);
     CHECK(t, pb && !memcmp(pb, "\x89PNG\r\n\x1a\n", 8), "not a PNG");
     free(pb);
+}
+
+/* A model with two tasks: one null per task, from pairs of that task's
+ * clips at the stages on its path, and each metamer judged by its own. */
+TEST(synth_null_per_task) {
+    SynthFixture f;
+    if (sfx_make(t, &f, "nulltask", 6, true) != 0) return; /* task a: c0 c2 c4; b: c1 c3 c5 */
+    char out[8192];
+    char *argv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--pairs", "100", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_null, argv, out, sizeof out) == 0, "null: %s", out);
+    CHECK(t, strstr(out, "task a: 3 pairs of 3 clips") && strstr(out, "task b: 3 pairs of 3 clips"), "said: %s", out);
+    char cache[700], sha[65];
+    snprintf(cache, sizeof cache, "%s/model.null.safetensors", f.dir);
+    Error err = {0};
+    REQUIRE(t, sha256_file(f.model, sha, &err) == 0, "%s", err.msg);
+    NullDist d;
+    REQUIRE(t, synth_null_load(cache, sha, &d, NULL, &err) == 0, "%s", err.msg);
+    const NullStage *a0 = synth_null_find(&d, "a:relu0"), *b0 = synth_null_find(&d, "b:relu0");
+    REQUIRE(t, a0 && b0 && synth_null_find(&d, "a:a/relu1") && synth_null_find(&d, "b:b/pool"),
+            "per-task entries missing");
+    CHECK(t, !synth_null_find(&d, "b:a/relu1") && !synth_null_find(&d, "relu0"), "entries off the task path");
+    const int a_clips[] = {0, 2, 4}, b_clips[] = {1, 3, 5};
+    double want_a = max_pair_spearman(t, &f, "relu0", a_clips, 3), want_b = max_pair_spearman(t, &f, "relu0", b_clips, 3);
+    CHECK(t, fabs(a0->max_spearman - want_a) < 1e-6 && fabs(b0->max_spearman - want_b) < 1e-6,
+          "a %g (by hand %g), b %g (by hand %g)", a0->max_spearman, want_a, b0->max_spearman, want_b);
+    double b_max = b0->max_spearman;
+    synth_null_free(&d);
+    REQUIRE(t, unlink(cache) == 0, "cache");
+    /* synth computes the missing per-task null itself and judges c1 by task b's. */
+    char odir[700], v[700];
+    snprintf(odir, sizeof odir, "%s/out", f.dir);
+    char *sargv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu0", "--clips", "c1",
+                     "--preset", "fast", "--steps", "10", "--out", odir, "--quiet", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, sargv, out, sizeof out) == 0, "synth: %s", out);
+    char p[800];
+    snprintf(p, sizeof p, "%s/metamers.csv", odir);
+    char *csv = sfx_slurp(p);
+    REQUIRE(t, csv && sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v), "rows: %s", csv ? csv : "");
+    CHECK(t, !strcmp(v, "3"), "null pairs %s, want task b's 3", v);
+    sfx_csv_cell(csv, 1, "null_spearman_max", v, sizeof v);
+    CHECK(t, fabs(atof(v) - b_max) < 1e-5, "null max %s, task b's %g", v, b_max);
+    free(csv);
+    /* A new null (one pair), then `synth judge`: the row is judged by it. */
+    char *oargv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--task", "b", "--stages", "relu0",
+                     "--pairs", "1", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_null, oargv, out, sizeof out) == 0, "null: %s", out);
+    char *jargv[] = {"synth", "judge", odir, "--model", f.model, NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge: %s", out);
+    CHECK(t, strstr(out, "1 metamers judged with"), "said: %s", out);
+    snprintf(p, sizeof p, "%s/relu0/c1_s0.row.csv", odir);
+    char *row = sfx_slurp(p);
+    snprintf(p, sizeof p, "%s/metamers.csv", odir);
+    csv = sfx_slurp(p);
+    CHECK(t, row && csv && sfx_csv_cell(row, 1, "null_pairs", v, sizeof v) && !strcmp(v, "1") &&
+                 sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v) && !strcmp(v, "1"),
+          "row: %s", row ? row : "(none)");
+    free(row), free(csv);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/none.safetensors", f.dir);
+    char *margv[] = {"synth", "judge", odir, "--model", f.model, "--null", missing, NULL};
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, margv, out, sizeof out) == 1 && strstr(out, "none.safetensors: no null"),
+          "missing null: %s", out);
+    /* Too few clips of a task for a null is a clear error. */
+    char *targv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--task", "c", NULL};
+    CHECK(t, sfx_run(f.dir, synth_cmd_null, targv, out, sizeof out) == 1 && strstr(out, "--task c: the model has no such task"),
+          "unknown task: %s", out);
 }
