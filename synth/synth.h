@@ -149,7 +149,7 @@ typedef struct {
 #define SYNTH_CLIP_RMS 0.1
 
 /* Default number of random pairs (see README.md for how it was chosen). */
-#define SYNTH_NULL_DEFAULT_PAIRS 1000
+#define SYNTH_NULL_DEFAULT_PAIRS 16000
 
 /* Statistics between random distinct pairs of clips (each RMS-normalized
  * like synthesis inputs) at each stage. waves: n_clips clips of the model's
