@@ -19,17 +19,6 @@ static void usage(FILE *f) {
                "  stage (and task) of the folder: `metamers null` computes it.\n");
 }
 
-static char *fmt_num(const char *f, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, f, v);
-    return xstrdup(buf);
-}
-
-static void set_field(Row *row, int col, char *value) {
-    free(row->f[col]);
-    row->f[col] = value;
-}
-
 /* Judges one row again; *changed tells whether its verdict moved. */
 static int judge_row(const Network *net, const NullDist *null, const char *null_path, Row *row,
                      bool *changed, Error *err) {
@@ -39,24 +28,21 @@ static int judge_row(const Network *net, const NullDist *null, const char *null_
     if (task < -1) return -1;
     int stage = network_stage_index(net, row->f[COL_STAGE], err);
     if (stage < -1) return -1;
-    char key[300];
-    synth_null_key(net, task, stage, key, sizeof key);
-    const NullStage *ns = synth_null_find(null, key);
-    if (!ns)
+    const NullStage *ns = synth_null_of(null, net, task, stage);
+    if (!ns) {
+        char key[300];
+        synth_null_key(net, task, stage, key, sizeof key);
         return error_set(err, "%s has no null distribution for %s (`metamers null --model M --manifest TRAIN.csv` "
                               "computes it)", null_path, key);
+    }
+    /* The row holds the predictions as labels; only whether they differ matters here. */
     MetamerResult m = {.spearman = atof(row->f[COL_SPEARMAN]), .pearson = atof(row->f[COL_PEARSON]),
                        .snr_db = atof(row->f[COL_SNR_DB]), .pred_natural = 0,
                        .pred_metamer = strcmp(row->f[COL_PRED_NATURAL], row->f[COL_PRED_METAMER]) != 0};
     char verdict[700];
     bool passed = metamer_judge(&m, ns, row->f[COL_PRED_NATURAL], row->f[COL_PRED_METAMER], verdict, sizeof verdict);
     *changed = strcmp(verdict, row->f[COL_VERDICT]) != 0;
-    set_field(row, COL_NULL_SPEARMAN, fmt_num("%.6f", ns->max_spearman));
-    set_field(row, COL_NULL_PEARSON, fmt_num("%.6f", ns->max_pearson));
-    set_field(row, COL_NULL_SNR, fmt_num("%.4f", ns->max_snr_db));
-    set_field(row, COL_NULL_PAIRS, fmt_num("%.0f", ns->n_pairs));
-    set_field(row, COL_PASSED, xstrdup(passed ? "true" : "false"));
-    set_field(row, COL_VERDICT, xstrdup(verdict));
+    row_set_judgement(row, ns, passed, verdict);
     return 0;
 }
 

@@ -168,6 +168,12 @@ void synth_null_key(const Network *net, int task, int stage, char *buf, size_t s
         snprintf(buf, size, "%s", synth_stage_name(net, stage));
 }
 
+const NullStage *synth_null_of(const NullDist *d, const Network *net, int task, int stage) {
+    char key[300];
+    synth_null_key(net, task, stage, key, sizeof key);
+    return synth_null_find(d, key);
+}
+
 const NullStage *synth_null_find(const NullDist *d, const char *key) {
     for (int s = 0; s < d->n_stages; s++)
         if (strcmp(d->stages[s].stage, key) == 0) return &d->stages[s];

@@ -161,6 +161,23 @@ int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Erro
 
 /* --------------------------------------------------------------- merge */
 
+char *row_number(const char *format, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, format, v);
+    return xstrdup(buf);
+}
+
+void row_set_judgement(Row *row, const NullStage *ns, bool passed, const char *verdict) {
+    char *v[6] = {row_number("%.6f", ns ? ns->max_spearman : NAN), row_number("%.6f", ns ? ns->max_pearson : NAN),
+                  row_number("%.4f", ns ? ns->max_snr_db : NAN), row_number("%.0f", ns ? ns->n_pairs : 0),
+                  xstrdup(passed ? "true" : "false"), xstrdup(verdict)};
+    const int col[6] = {COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_PASSED, COL_VERDICT};
+    for (int k = 0; k < 6; k++) {
+        free(row->f[col[k]]);
+        row->f[col[k]] = v[k];
+    }
+}
+
 int rows_write_folder(const char *dir, Row *rows, int n, FILE *print, Error *err) {
     rows_sort(rows, n);
     char *csv = synth_join(dir, "metamers.csv"), *sum = synth_join(dir, "summary.csv");

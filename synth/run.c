@@ -186,12 +186,6 @@ bool metamer_judge(const MetamerResult *m, const NullStage *ns, const char *pn, 
     return false;
 }
 
-static char *fmt(const char *f, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, f, v);
-    return xstrdup(buf);
-}
-
 /* ------------------------------------------------------------- outputs */
 
 static int write_loss_curve(const char *path, const SynthSettings *s, const MetamerResult *m,
@@ -207,9 +201,7 @@ static int write_loss_curve(const char *path, const SynthSettings *s, const Meta
 static int write_outputs(Run *r, const SynthJob *j, const MetamerResult *m, Error *err) {
     const SynthClip *c = &r->clips[j->clip];
     const char *stage = synth_stage_name(&r->net, j->stage);
-    char key[300];
-    synth_null_key(&r->net, c->task, j->stage, key, sizeof key);
-    const NullStage *ns = synth_null_find(&r->null, key);
+    const NullStage *ns = synth_null_of(&r->null, &r->net, c->task, j->stage);
     char pn[128], pm[128], verdict[700], optimizer[600];
     label_of(&r->net, c->task, m->pred_natural, pn, sizeof pn);
     label_of(&r->net, c->task, m->pred_metamer, pm, sizeof pm);
@@ -219,17 +211,13 @@ static int write_outputs(Run *r, const SynthJob *j, const MetamerResult *m, Erro
     char *rowp = job_path(r, j, ".row.csv", false);
     Row row = {0};
     row.f[COL_CLIP_ID] = xstrdup(c->id), row.f[COL_TASK] = xstrdup(c->task_name);
-    row.f[COL_STAGE] = xstrdup(stage), row.f[COL_STAGE_INDEX] = fmt("%.0f", j->stage);
-    row.f[COL_SEED] = fmt("%.0f", j->seed), row.f[COL_PRESET] = xstrdup(r->o->set.preset);
-    row.f[COL_OPTIMIZER] = xstrdup(optimizer), row.f[COL_ITERATIONS] = fmt("%.0f", m->iterations);
-    row.f[COL_SECONDS] = fmt("%.2f", m->seconds), row.f[COL_FINAL_LOSS] = fmt("%.6g", m->final_loss);
-    row.f[COL_SPEARMAN] = fmt("%.6f", m->spearman), row.f[COL_PEARSON] = fmt("%.6f", m->pearson);
-    row.f[COL_SNR_DB] = fmt("%.4f", m->snr_db);
-    row.f[COL_NULL_SPEARMAN] = fmt("%.6f", ns ? ns->max_spearman : NAN);
-    row.f[COL_NULL_PEARSON] = fmt("%.6f", ns ? ns->max_pearson : NAN);
-    row.f[COL_NULL_SNR] = fmt("%.4f", ns ? ns->max_snr_db : NAN);
-    row.f[COL_NULL_PAIRS] = fmt("%.0f", ns ? ns->n_pairs : 0);
-    row.f[COL_PASSED] = xstrdup(passed ? "true" : "false"), row.f[COL_VERDICT] = xstrdup(verdict);
+    row.f[COL_STAGE] = xstrdup(stage), row.f[COL_STAGE_INDEX] = row_number("%.0f", j->stage);
+    row.f[COL_SEED] = row_number("%.0f", j->seed), row.f[COL_PRESET] = xstrdup(r->o->set.preset);
+    row.f[COL_OPTIMIZER] = xstrdup(optimizer), row.f[COL_ITERATIONS] = row_number("%.0f", m->iterations);
+    row.f[COL_SECONDS] = row_number("%.2f", m->seconds), row.f[COL_FINAL_LOSS] = row_number("%.6g", m->final_loss);
+    row.f[COL_SPEARMAN] = row_number("%.6f", m->spearman), row.f[COL_PEARSON] = row_number("%.6f", m->pearson);
+    row.f[COL_SNR_DB] = row_number("%.4f", m->snr_db);
+    row_set_judgement(&row, ns, passed, verdict);
     row.f[COL_LABEL] = xstrdup(c->label), row.f[COL_PRED_NATURAL] = xstrdup(pn);
     row.f[COL_PRED_METAMER] = xstrdup(pm), row.f[COL_MODEL] = xstrdup(r->model_name);
     row.f[COL_MODEL_SHA] = xstrdup(r->sha), row.f[COL_PATH] = job_path(r, j, ".wav", true);
@@ -374,9 +362,9 @@ static int prepare_null(Run *r, Error *err) {
         int n = 0;
         for (int i = 0; i < r->n_pending; i++) {
             const SynthJob *j = &r->jobs[r->pending[i]];
-            int dup = per_task && r->clips[j->clip].task != t;
-            for (int k = 0; k < n; k++) dup |= stages[k] == j->stage;
-            if (!dup) stages[n++] = j->stage;
+            bool skip = per_task && r->clips[j->clip].task != t; /* another task's job */
+            for (int k = 0; k < n; k++) skip |= stages[k] == j->stage;
+            if (!skip) stages[n++] = j->stage;
         }
         NullDist d;
         if (n > 0)

@@ -167,6 +167,8 @@ int synth_null_compute(const Network *net, int task, float *const *waves, int n_
  * at every stage). Otherwise the stage name. */
 void synth_null_key(const Network *net, int task, int stage, char *buf, size_t size);
 const NullStage *synth_null_find(const NullDist *d, const char *key);
+/* The null a metamer of a clip of task `task` at `stage` is judged by (NULL if absent). */
+const NullStage *synth_null_of(const NullDist *d, const Network *net, int task, int stage);
 
 /* The success criterion (Feather 2023): the model's prediction on the
  * metamer equals its prediction on the natural clip (pred_natural and

@@ -103,6 +103,11 @@ int rows_write_csv(const char *path, const Row *rows, int n, Error *err);
  * iterations and seconds; to a CSV at csv_path and/or printed (either may
  * be NULL). */
 int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Error *err);
+/* A printf-formatted number as a new string (row fields). */
+char *row_number(const char *format, double v);
+/* A row's judgement columns: the null's maxima and pairs (NaN and 0 without
+ * a null), passed and verdict; replaces what was there. */
+void row_set_judgement(Row *row, const NullStage *ns, bool passed, const char *verdict);
 /* Sorts rows and rewrites dir/metamers.csv and dir/summary.csv from them
  * (the summary also printed to print unless NULL). */
 int rows_write_folder(const char *dir, Row *rows, int n, FILE *print, Error *err);
