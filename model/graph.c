@@ -188,6 +188,7 @@ typedef struct {
     float *out;              /* y (forward) or dx (backward) */
     int32_t *argmax;
     bool spread_max; /* maxpool backward as avgpool's (BACKWARD_SPREAD_MAXPOOL) */
+    ReluBackward relu_mode;
     size_t units; /* values (relu) or planes (pools) */
     int tasks;
 } SplitJob;
@@ -196,7 +197,7 @@ static void split_part(const SplitJob *j, size_t lo, size_t hi) {
     const LayerRun *r = j->r;
     if (r->op == OP_RELU) {
         if (j->backward)
-            relu_backward(j->out + lo, j->dy + lo, j->y + lo, hi - lo, false);
+            relu_backward(j->out + lo, j->dy + lo, j->y + lo, hi - lo, j->relu_mode);
         else
             relu_forward(j->out + lo, j->x + lo, hi - lo);
         return;
@@ -323,12 +324,13 @@ static void dx_commit(NetworkWork *w, int in, const float *dx, size_t count) {
 }
 
 /* Backward of an identity layer: its gradient is its input's, uncopied. */
-static bool is_identity_backward(const NetworkWork *w, LayerOp op, bool fake_relu) {
-    return (op == OP_RELU && fake_relu) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
+static bool is_identity_backward(const NetworkWork *w, LayerOp op, ReluBackward relu_mode) {
+    return (op == OP_RELU && relu_mode == RELU_BACKWARD_FAKE) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
 }
 
-/* fake_relu: this layer is a target under BACKWARD_FAKE_RELU. */
-static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_relu,
+/* relu_mode: this layer's, if it is a relu (fake for a target under
+ * BACKWARD_FAKE_RELU). */
+static void layer_backward(const Network *net, NetworkWork *w, int i, ReluBackward relu_mode,
                            bool spread_max, float *d_params) {
     const LayerSpec *l = &net->arch.layers[i];
     const LayerParams *p = &net->params[i];
@@ -336,7 +338,7 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     const float *x = input_act(net, w, i), *dy = w->dy[i];
     float *dw = d_params && p->weight ? d_params + p->offset : NULL;
     float *db = d_params && p->bias ? d_params + p->offset + p->n_weight : NULL;
-    if (is_identity_backward(w, l->op, fake_relu)) {
+    if (is_identity_backward(w, l->op, relu_mode)) {
         grad_add(w, l->input, dy, r->in_count);
         return;
     }
@@ -347,7 +349,8 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, bool fake_
     case OP_MAXPOOL:
     case OP_AVGPOOL:
         run_split(w, &(SplitJob){.r = r, .backward = true, .x = x, .y = w->act[i], .dy = dy,
-                                 .out = dx, .argmax = w->argmax[i], .spread_max = spread_max});
+                                 .out = dx, .argmax = w->argmax[i], .spread_max = spread_max,
+                                 .relu_mode = relu_mode});
         break;
     case OP_BATCHNORM:
         if (w->training)
@@ -380,8 +383,12 @@ const float *network_backward(const Network *net, NetworkWork *w, const int *tar
                  (size_t)w->batch * architecture_stage_numel(&net->arch, targets[k]));
     for (int i = w->n_layers - 1; i >= 0; i--) {
         if (!w->needed[i] || !w->dy[i]) continue;
-        bool fake = (surrogates & BACKWARD_FAKE_RELU) && is_target(targets, n_targets, i);
-        layer_backward(net, w, i, fake, surrogates & BACKWARD_SPREAD_MAXPOOL, d_params);
+        ReluBackward relu_mode = RELU_BACKWARD_EXACT;
+        if ((surrogates & BACKWARD_FAKE_RELU) && is_target(targets, n_targets, i))
+            relu_mode = RELU_BACKWARD_FAKE;
+        else if (surrogates & BACKWARD_REVIVE_RELU)
+            relu_mode = RELU_BACKWARD_REVIVE;
+        layer_backward(net, w, i, relu_mode, surrogates & BACKWARD_SPREAD_MAXPOOL, d_params);
     }
     /* The result is always w's own buffer, whatever it borrowed. */
     size_t n_in = (size_t)w->batch * architecture_stage_numel(&net->arch, -1);

@@ -64,11 +64,17 @@ static void relu_mask_kernel(float *dx, const float *dy, const float *x, size_t 
 
 void relu_forward(float *y, const float *x, size_t count) { relu_kernel(y, x, count); }
 
-void relu_backward(float *dx, const float *dy, const float *x, size_t count, bool fake) {
-    if (!fake)
+void relu_backward(float *dx, const float *dy, const float *x, size_t count, ReluBackward mode) {
+    if (mode == RELU_BACKWARD_FAKE) {
+        if (dx != dy) memmove(dx, dy, count * sizeof *dx);
+        return;
+    }
+    if (mode == RELU_BACKWARD_EXACT) {
         relu_mask_kernel(dx, dy, x, count);
-    else if (dx != dy)
-        memmove(dx, dy, count * sizeof *dx);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        dx[i] = x[i] > 0.0f ? dy[i] : dy[i] < 0.0f ? RELU_REVIVE_SLOPE * dy[i] : 0.0f;
 }
 
 /* --------------------------------------------------------------- linear */

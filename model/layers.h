@@ -111,10 +111,21 @@ void conv2d_backward(const Conv2d *L, float *dx, float *dweight, float *dbias,
 
 /* y = max(x, 0); y == x allowed. (NaN stays NaN, like PyTorch.) */
 void relu_forward(float *y, const float *x, size_t count);
-/* dx = dy where x > 0, else 0. With fake = true (Feather 2023's "fake
- * ReLU" at the matched stage) dx = dy (identity; x may be NULL). x may be the
- * forward input or output: both give the same mask. dx == dy allowed. */
-void relu_backward(float *dx, const float *dy, const float *x, size_t count, bool fake);
+/* How relu_backward treats units with x <= 0. */
+typedef enum {
+    RELU_BACKWARD_EXACT,  /* dx = 0 there (PyTorch's gradient) */
+    RELU_BACKWARD_FAKE,   /* dx = dy everywhere: Feather 2023's "fake ReLU" */
+    RELU_BACKWARD_REVIVE, /* dx = RELU_REVIVE_SLOPE * dy where dy < 0 (the
+                           * direction that would raise x), else 0 */
+} ReluBackward;
+/* Small, so a revived unit's surrogate push stays a nudge next to the live
+ * units' exact gradient. */
+#define RELU_REVIVE_SLOPE 0.1f
+
+/* dx = dy where x > 0; where x <= 0 as mode says. x may be the forward input
+ * or output: both give the same mask (NULL for RELU_BACKWARD_FAKE). dx == dy
+ * allowed. */
+void relu_backward(float *dx, const float *dy, const float *x, size_t count, ReluBackward mode);
 
 /* --------------------------------------------------------------- pools */
 

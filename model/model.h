@@ -219,6 +219,10 @@ enum {
      * elements that are not a window's maximum get a gradient too, so an
      * optimizer can change which element wins (synth/README.md) */
     BACKWARD_SPREAD_MAXPOOL = 1 << 1,
+    /* every other relu passes a tenth of a gradient that would raise an
+     * inactive unit (RELU_BACKWARD_REVIVE): units dead in the metamer but
+     * alive in the natural clip can come back (synth/README.md) */
+    BACKWARD_REVIVE_RELU = 1 << 2,
 };
 
 /* Backpropagates d_targets[k] (gradient w.r.t. target k's activation) to the

@@ -27,6 +27,11 @@ static void usage(FILE *f) {
         "  --schedule NAME      rounds | cosine\n"
         "  --maxpool-spread F   first fraction F of the steps backpropagates through\n"
         "                       max-pools as through average pools (fast: 0.5)\n"
+        "  --relu-revive F      first fraction F of the steps lets inactive relu units pass\n"
+        "                       a tenth of a gradient that would raise them (default 0)\n"
+        "  --zero-match W       in the last quarter of the steps, also push units whose\n"
+        "                       zero/non-zero state differs from the clip's, weight W\n"
+        "                       (an L1 term; default 0)\n"
         "  --checkpoint-every N steps between checkpoints (default 250, 0 = none)\n"
         "  --envelope MODE      exact (default) or reduced[:X]: optimize through the\n"
         "                       reduced-rate envelope surrogate, oversampling X (default 4),\n"
@@ -61,7 +66,7 @@ typedef struct {
     const char *preset, *optimizer, *schedule;
     int steps, rounds, every;
     double lr, decay;
-    double spread; /* < 0: the preset's */
+    double spread, revive, zero_match; /* < 0: the preset's */
     const char *envelope;
 } Custom;
 
@@ -84,6 +89,8 @@ static int settings_from(const Custom *c, SynthSettings *s, Error *err) {
     if (c->lr > 0) s->lr = c->lr, custom = true;
     if (c->decay > 0) s->lr_decay = c->decay, custom = true;
     if (c->spread >= 0) s->maxpool_spread = c->spread, custom = true;
+    if (c->revive >= 0) s->relu_revive = c->revive, custom = true;
+    if (c->zero_match >= 0) s->zero_match = c->zero_match, custom = true;
     if (c->every >= 0) s->checkpoint_every = c->every; /* does not change the result */
     /* The front end the optimizer sees, not the optimizer: the preset keeps its name. */
     if (c->envelope && strcmp(c->envelope, "exact") != 0) {
@@ -104,7 +111,7 @@ int synth_cmd_synth(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "judge") == 0) return synth_judge(argc - 1, argv + 1);
     SynthOptions o = {.stages = "all", .seeds = 1, .threads = default_thread_count(), .shard_k = 1,
                       .shard_n = 1, .null_pairs = SYNTH_NULL_DEFAULT_PAIRS};
-    Custom cu = {.preset = "feather2023", .every = -1, .spread = -1};
+    Custom cu = {.preset = "feather2023", .every = -1, .spread = -1, .revive = -1, .zero_match = -1};
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'f'}, {"stages", 1, 0, 's'}, {"seeds", 1, 0, 'n'},
         {"preset", 1, 0, 'p'}, {"optimizer", 1, 0, 'O'}, {"steps", 1, 0, 'T'}, {"rounds", 1, 0, 'R'},
@@ -113,7 +120,8 @@ int synth_cmd_synth(int argc, char **argv) {
         {"shard", 1, 0, 'x'}, {"null", 1, 0, 'N'}, {"null-manifest", 1, 0, 'M'},
         {"null-pairs", 1, 0, 'P'}, {"null-seed", 1, 0, 'E'}, {"clips", 1, 0, 'c'},
         {"task", 1, 0, 'a'}, {"split", 1, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"dry-run", 0, 0, 'y'},
-        {"envelope", 1, 0, 'V'}, {"maxpool-spread", 1, 0, 'X'}, {"help", 0, 0, 'h'},
+        {"envelope", 1, 0, 'V'}, {"maxpool-spread", 1, 0, 'X'}, {"relu-revive", 1, 0, 'U'},
+        {"zero-match", 1, 0, 'Z'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 0, opterr = 0; /* 0: full reset, commands may run twice */
     Error err = {0};
@@ -133,6 +141,8 @@ int synth_cmd_synth(int argc, char **argv) {
         case 'C': cu.schedule = optarg; break;
         case 'V': cu.envelope = optarg; break;
         case 'X': bad = parse_double(optarg, 0, 1, &cu.spread); break;
+        case 'U': bad = parse_double(optarg, 0, 1, &cu.revive); break;
+        case 'Z': bad = parse_double(optarg, 0, 1e3, &cu.zero_match); break;
         case 'k': bad = parse_int(optarg, 0, &cu.every); break;
         case 'o': o.out = optarg; break;
         case 't': bad = parse_int(optarg, 1, &o.threads); break;

@@ -3,7 +3,9 @@
  *
  * Loss: L(x) = ||a(x) - a0|| / ||a0||, dL/da = (a - a0) / (||a - a0|| ||a0||),
  * pulled back to the waveform with the exact vector-Jacobian product of the
- * network and the cochleagram (fake relu at the matched stage if set). */
+ * network and the cochleagram (fake relu at the matched stage if set). The
+ * zero-pattern term (zero_match) adds to the gradient only: the loss curve
+ * and final_loss stay the L2 loss every preset reports. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,19 @@ static double objective_loss(Objective *o, const float *x) {
     return sqrt(ss) / o->norm0;
 }
 
-/* Loss and gradient at x, through the BACKWARD_* surrogates given. */
-static double objective_grad(Objective *o, const float *x, float *g, unsigned surrogates) {
+void synth_zero_match_grad(float *d_act, const float *a, const float *a0, size_t n,
+                           double weight, double norm0) {
+    float push = (float)(weight / norm0);
+    for (size_t i = 0; i < n; i++) {
+        if (a0[i] == 0 && a[i] > 0) d_act[i] += push;
+        else if (a0[i] > 0 && a[i] == 0) d_act[i] -= push;
+    }
+}
+
+/* Loss and gradient at x, through the BACKWARD_* surrogates given, with the
+ * zero-pattern term at weight zero_match. */
+static double objective_grad(Objective *o, const float *x, float *g, unsigned surrogates,
+                             double zero_match) {
     double loss = objective_loss(o, x);
     if (!isfinite(loss)) return loss;
     const float *a = model_stage_output(o->m, o->stage);
@@ -40,6 +53,7 @@ static double objective_grad(Objective *o, const float *x, float *g, unsigned su
     double dn = loss * o->norm0;
     float scale = dn > 0 ? (float)(1.0 / (dn * o->norm0)) : 0.0f;
     for (size_t i = 0; i < o->numel; i++) o->d_act[i] = (a[i] - o->a0[i]) * scale;
+    if (zero_match > 0) synth_zero_match_grad(o->d_act, a, o->a0, o->numel, zero_match, o->norm0);
     const float *d[1] = {o->d_act};
     model_backward(o->m, &o->stage, d, 1, surrogates, g);
     return loss;
@@ -115,7 +129,8 @@ static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spe
     /* A NaN loss tells the progress display where a resumed run starts. */
     if (spec->progress && st->step > 0) spec->progress(spec->progress_ctx, st->step, total, NAN);
     while (st->step < total) {
-        double loss = objective_grad(o, st->wave, g, synth_surrogates_at(s, st->step));
+        double loss = objective_grad(o, st->wave, g, synth_surrogates_at(s, st->step),
+                                     synth_zero_match_at(s, st->step));
         st->loss[st->step] = (float)loss;
         if (!isfinite(loss)) {
             r->diverged = true;

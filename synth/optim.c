@@ -75,7 +75,15 @@ double synth_lr_at(const SynthSettings *s, int step) {
 unsigned synth_surrogates_at(const SynthSettings *s, int step) {
     unsigned sur = s->fake_relu ? BACKWARD_FAKE_RELU : BACKWARD_EXACT;
     if (step < s->maxpool_spread * synth_total_steps(s)) sur |= BACKWARD_SPREAD_MAXPOOL;
+    if (step < s->relu_revive * synth_total_steps(s)) sur |= BACKWARD_REVIVE_RELU;
     return sur;
+}
+
+/* The zero-pattern term waits for the last quarter: from the start its
+ * constant push fights the shape the L2 loss is still finding (one of four
+ * genre/avgpool clips diverged to loss 0.56; synth/README.md). */
+double synth_zero_match_at(const SynthSettings *s, int step) {
+    return step >= 0.75 * synth_total_steps(s) ? s->zero_match : 0.0;
 }
 
 /* Shortest decimal that reads back as exactly v (so "0.9", not
@@ -106,6 +114,10 @@ void synth_settings_describe(const SynthSettings *s, char *buf, size_t size) {
     /* only when set, so exact runs keep the descriptions older runs wrote */
     if (s->maxpool_spread > 0 && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " maxpool_spread=%s", exact(s->maxpool_spread, a));
+    if (s->relu_revive > 0 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " relu_revive=%s", exact(s->relu_revive, a));
+    if (s->zero_match > 0 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " zero_match=%s", exact(s->zero_match, a));
     if (s->envelope_oversample > 0 && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " envelope_oversample=%s", exact(s->envelope_oversample, a));
 }

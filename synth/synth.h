@@ -63,6 +63,17 @@ typedef struct {
      * through every max-pool as through an average pool
      * (BACKWARD_SPREAD_MAXPOOL); the rest use the exact max gradient. */
     double maxpool_spread;
+    /* The first relu_revive of the steps (a fraction, 0 = none) let inactive
+     * relu units pass a tenth of a gradient that would raise them
+     * (BACKWARD_REVIVE_RELU), so units dead in the metamer but alive in the
+     * natural clip can come back. */
+    double relu_revive;
+    /* Weight of the zero-pattern term in the last quarter of the steps (0 =
+     * none): zero_match * sum |a - a0| / ||a0|| over the units where exactly
+     * one of the metamer's and the natural clip's activations is zero. With
+     * many tied zeros Spearman's rho counts each such unit as a jump of
+     * half the ranks, while the L2 loss barely sees it (synth/README.md). */
+    double zero_match;
     int checkpoint_every;   /* steps between checkpoints, 0 = none */
     /* 0: optimize through the exact cochleagram. > 0: through the reduced-rate
      * envelope surrogate with this oversampling (cochleagram_create_reduced,
@@ -85,6 +96,14 @@ int synth_total_steps(const SynthSettings *s);
 double synth_lr_at(const SynthSettings *s, int step);
 /* The model's BACKWARD_* surrogate gradients at step (0-based). */
 unsigned synth_surrogates_at(const SynthSettings *s, int step);
+/* Weight of the zero-pattern term at step (zero_match or 0). */
+double synth_zero_match_at(const SynthSettings *s, int step);
+/* Adds the zero-pattern term's gradient to d_act: weight / norm0 times
+ * sign(a - a0) at each unit where exactly one of a and a0 is zero. Through
+ * a true relu it reaches only units the metamer has alive; a dead one needs
+ * a fake or reviving relu. */
+void synth_zero_match_grad(float *d_act, const float *a, const float *a0, size_t n,
+                           double weight, double norm0);
 /* Everything that changes the result, as "k=v k=v ..." (exact decimals):
  * checkpoints and out dirs only resume/continue under the same string. */
 void synth_settings_describe(const SynthSettings *s, char *buf, size_t size);

@@ -348,13 +348,17 @@ TEST(layers_relu) {
     relu_forward(y, x, 6);
     CHECK(t, y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 1.5f && isnan(y[4]) && y[5] == 3,
           "relu forward");
-    relu_backward(dx, dy, x, 6, false);
+    relu_backward(dx, dy, x, 6, RELU_BACKWARD_EXACT);
     CHECK(t, dx[0] == 0 && dx[1] == 0 && dx[2] == 0 && dx[3] == 4 && dx[4] == 0 && dx[5] == 6,
           "relu backward (0 at x <= 0, like PyTorch)");
-    relu_backward(dx, dy, NULL, 6, true);
+    relu_backward(dx, dy, NULL, 6, RELU_BACKWARD_FAKE);
     CHECK(t, memcmp(dx, dy, sizeof dx) == 0, "fake relu backward is the identity");
+    float dy_signed[6] = {-1, 2, -3, 4, -5, 6};
+    relu_backward(dx, dy_signed, x, 6, RELU_BACKWARD_REVIVE);
+    CHECK(t, dx[0] == RELU_REVIVE_SLOPE * -1.0f && dx[1] == 0 && dx[2] == RELU_REVIVE_SLOPE * -3.0f && dx[3] == 4 && dx[5] == 6,
+          "revive: inactive units pass a tenth of a gradient that would raise them, nothing else");
     memcpy(dx, dy, sizeof dx);
-    relu_backward(dx, dx, x, 6, false);
+    relu_backward(dx, dx, x, 6, RELU_BACKWARD_EXACT);
     CHECK(t, dx[0] == 0 && dx[3] == 4 && dx[5] == 6, "relu backward in place");
     relu_forward(x, x, 6);
     CHECK(t, x[0] == 0 && x[3] == 1.5f, "relu forward in place");
@@ -378,7 +382,7 @@ TEST(layers_relu_gradient) {
     c.x = rnd(&r, c.n, -1, 1), c.y = zeros(c.n), c.r = rnd(&r, c.n, -1, 1);
     for (size_t i = 0; i < c.n; i++) c.x[i] += c.x[i] < 0 ? -0.05f : 0.05f; /* off the kink */
     float *dx = zeros(c.n);
-    relu_backward(dx, c.r, c.x, c.n, false);
+    relu_backward(dx, c.r, c.x, c.n, RELU_BACKWARD_EXACT);
     fd_check(t, relu_loss, &c, c.x, c.n, dx, 1e-2f, FD_TOL, "relu dx");
     free(c.x), free(c.y), free(c.r), free(dx);
 }
@@ -983,7 +987,7 @@ static void golden_backward(GState *s, const float *input, const float *cot, flo
             batchnorm_backward(&st->bn, out, NULL, NULL, dy, x, st->w, st->mean, st->var);
             break;
         case G_CONV: conv2d_backward(&st->conv, out, NULL, NULL, dy, x, st->w, scratch); break;
-        case G_RELU: relu_backward(out, dy, x, gsize(st), false); break;
+        case G_RELU: relu_backward(out, dy, x, gsize(st), RELU_BACKWARD_EXACT); break;
         case G_MAX: maxpool2d_backward(&st->pool, out, dy, st->argmax, NULL); break;
         case G_AVG: avgpool2d_backward(&st->pool, out, dy); break;
         case G_FLAT: memcpy(out, dy, gsize(st) * sizeof(float)); break;

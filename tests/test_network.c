@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 
+#include "../model/layers.h" /* RELU_REVIVE_SLOPE */
 #include "../model/model.h"
 #include "test.h"
 
@@ -238,6 +239,44 @@ TEST(network_spread_maxpool_is_avgpool_backward) {
     free(x), free(g1), free(g2), free(cot), free(chead);
     network_work_free(wm), network_work_free(wa);
     network_free(&mx), network_free(&avg);
+}
+
+/* BACKWARD_REVIVE_RELU: a relu passes the gradient of its active units and a
+ * tenth of a negative (raising) gradient at inactive ones; a fake relu at a
+ * target wins over it. Checked against the exact gradient taken at the
+ * relu's input with that cotangent. */
+TEST(network_revive_relu_backward) {
+    Network net;
+    if (make_branched(t, &net) != 0) return;
+    Error err = {0};
+    Rng r;
+    rng_seed(&r, 13);
+    size_t n_in = (size_t)architecture_stage_numel(&net.arch, -1);
+    float *x = noise(&r, n_in, 1.0), *g1 = alloc_floats(n_in), *g2 = alloc_floats(n_in);
+    NetworkWork *w = network_work_create(&net, 1, false);
+    int relu0 = network_stage_index(&net, "relu0", &err), conv0 = relu0 - 1;
+    size_t k = (size_t)architecture_stage_numel(&net.arch, relu0);
+    float *cot = noise(&r, k, 1.0), *masked = alloc_floats(k);
+    const float *cots[1] = {cot}, *masks[1] = {masked};
+    network_forward(&net, w, x, &relu0, 1);
+    const float *y = network_activation(w, relu0);
+    size_t dead = 0;
+    for (size_t i = 0; i < k; i++) {
+        masked[i] = y[i] > 0 ? cot[i] : cot[i] < 0 ? RELU_REVIVE_SLOPE * cot[i] : 0.0f;
+        dead += y[i] == 0;
+    }
+    CHECK(t, dead > 0 && dead < k, "relu0 should have dead and live units (%zu of %zu dead)", dead, k);
+    memcpy(g1, network_backward(&net, w, &relu0, cots, 1, BACKWARD_REVIVE_RELU, NULL), n_in * sizeof(float));
+    memcpy(g2, network_backward(&net, w, &relu0, cots, 1, BACKWARD_REVIVE_RELU | BACKWARD_FAKE_RELU, NULL),
+           n_in * sizeof(float));
+    network_forward(&net, w, x, &conv0, 1);
+    const float *ge = network_backward(&net, w, &conv0, masks, 1, BACKWARD_EXACT, NULL);
+    CHECK(t, rel_l2(g1, ge, n_in) < 1e-6, "revive vs masked cotangent: %.3g", rel_l2(g1, ge, n_in));
+    ge = network_backward(&net, w, &conv0, cots, 1, BACKWARD_EXACT, NULL);
+    CHECK(t, rel_l2(g2, ge, n_in) < 1e-6, "fake relu at the target should win: %.3g", rel_l2(g2, ge, n_in));
+    free(x), free(g1), free(g2), free(cot), free(masked);
+    network_work_free(w);
+    network_free(&net);
 }
 
 TEST(network_load_errors_name_the_problem) {

@@ -262,6 +262,12 @@ TEST(synth_errors_are_clear) {
     char *argv_s[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--maxpool-spread", "1.5", "--out", odir, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
                  strstr(out, "bad value '1.5' for --maxpool-spread"), "spread: %s", out);
+    argv_s[5] = "--zero-match", argv_s[6] = "-1";
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
+                 strstr(out, "bad value '-1' for --zero-match"), "zero-match: %s", out);
+    argv_s[5] = "--relu-revive", argv_s[6] = "2";
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
+                 strstr(out, "bad value '2' for --relu-revive"), "relu-revive: %s", out);
     char *argv_m[] = {"synth", "--manifest", f.manifest, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_m, out, sizeof out) == 2 && strstr(out, "--model is required"),
           "missing model: %s", out);
@@ -303,6 +309,32 @@ TEST(synth_maxpool_spread_schedule) {
     char *json = sfx_slurp(path);
     CHECK(t, json && strstr(json, "\"custom\"") && strstr(json, "maxpool_spread=0.25"), "%s", json ? json : "");
     free(json);
+}
+
+/* --relu-revive and --zero-match: when each acts, what the zero-pattern
+ * gradient adds, and that they are recorded in the settings. */
+TEST(synth_zero_match_and_revive) {
+    SynthSettings s;
+    Error err;
+    char d[512];
+    REQUIRE(t, synth_settings_preset("feather2023", &s, &err) == 0, "%s", err.msg);
+    synth_settings_describe(&s, d, sizeof d);
+    CHECK(t, !strstr(d, "relu_revive") && !strstr(d, "zero_match"), "feather2023: %s", d);
+    s.relu_revive = 0.5, s.zero_match = 2;
+    int total = synth_total_steps(&s), quarter = total - (int)(0.75 * total);
+    CHECK(t, synth_surrogates_at(&s, 0) & BACKWARD_REVIVE_RELU, "revive at step 0");
+    CHECK(t, !(synth_surrogates_at(&s, total / 2) & BACKWARD_REVIVE_RELU), "revive at step %d", total / 2);
+    CHECK(t, synth_zero_match_at(&s, total - quarter - 1) == 0 && synth_zero_match_at(&s, total - quarter) == 2,
+          "zero-pattern term should start at step %d of %d", total - quarter, total);
+    synth_settings_describe(&s, d, sizeof d);
+    CHECK(t, strstr(d, " relu_revive=0.5") && strstr(d, " zero_match=2"), "%s", d);
+    /* Units 0 (natural zero, metamer alive) and 2 (natural alive, metamer
+     * zero) get +-weight/norm0; agreeing units keep their gradient. */
+    const float a0[5] = {0, 0, 2, 3, 0}, a[5] = {0.5f, 0, 0, 1, 0};
+    float g[5] = {1, 1, 1, 1, 1};
+    synth_zero_match_grad(g, a, a0, 5, 2.0, 4.0);
+    CHECK(t, g[0] == 1.5f && g[1] == 1 && g[2] == 0.5f && g[3] == 1 && g[4] == 1,
+          "zero-pattern gradient %g %g %g %g %g", g[0], g[1], g[2], g[3], g[4]);
 }
 
 /* Runs one metamer of clip c0 at the cochleagram stage with `preset` (and
