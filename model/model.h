@@ -184,6 +184,10 @@ int network_stage_set(const Network *net, const char *name, int *stages);
 /* "a,b,c" or a set name -> stage indices (-1 = cochleagram); returns the count,
  * or -1 with an error naming the unknown stage and the valid ones. */
 int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err);
+/* The layer whose signs decide which of stage's values are exactly zero: the
+ * input of the relu that stage is computed from through pools, flatten and
+ * dropout only (a relu stage: its own input). -2 if there is none. */
+int network_relu_input_of(const Network *net, int stage);
 /* [C, H, W] that layer reads. */
 const int *network_input_shape_of(const Network *net, int layer);
 

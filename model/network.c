@@ -392,6 +392,15 @@ int network_stage_set(const Network *net, const char *name, int *stages) {
     return n;
 }
 
+int network_relu_input_of(const Network *net, int stage) {
+    for (int i = stage; i >= 0; i = net->arch.layers[i].input) {
+        LayerOp op = net->arch.layers[i].op;
+        if (op == OP_RELU) return net->arch.layers[i].input;
+        if (op != OP_MAXPOOL && op != OP_AVGPOOL && op != OP_FLATTEN && op != OP_DROPOUT) break;
+    }
+    return -2;
+}
+
 int network_parse_stages(const Network *net, const char *list, int *stages, int max, Error *err) {
     int *set = xmalloc(((size_t)net->arch.n_layers + 1) * sizeof *set);
     int n_set = network_stage_set(net, list, set);

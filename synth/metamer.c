@@ -4,8 +4,9 @@
  * Loss: L(x) = ||a(x) - a0|| / ||a0||, dL/da = (a - a0) / (||a - a0|| ||a0||),
  * pulled back to the waveform with the exact vector-Jacobian product of the
  * network and the cochleagram (fake relu at the matched stage if set). The
- * zero-pattern term (zero_match) adds to the gradient only: the loss curve
- * and final_loss stay the L2 loss every preset reports. */
+ * zero-pattern term (zero_match, at the input of the relu below the stage)
+ * adds to the gradient only: the loss curve and final_loss stay the L2 loss
+ * every preset reports. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,11 @@ typedef struct {
     const float *a0;
     double norm0; /* ||a0||, 1 if the natural clip's activations are all zero */
     float *d_act; /* dL/da */
+    /* The zero-pattern term's layer (network_relu_input_of; -2 = none), its
+     * size, the natural clip's values there and the term's gradient. */
+    int sign_layer;
+    size_t sign_numel;
+    float *sign0, *d_sign;
 } Objective;
 
 /* Loss at x (forward only), leaving the stage's activations in m. */
@@ -33,13 +39,11 @@ static double objective_loss(Objective *o, const float *x) {
     return sqrt(ss) / o->norm0;
 }
 
-void synth_zero_match_grad(float *d_act, const float *a, const float *a0, size_t n,
+void synth_zero_match_grad(float *d_pre, const float *pre, const float *pre0, size_t n,
                            double weight, double norm0) {
     float push = (float)(weight / norm0);
-    for (size_t i = 0; i < n; i++) {
-        if (a0[i] == 0 && a[i] > 0) d_act[i] += push;
-        else if (a0[i] > 0 && a[i] == 0) d_act[i] -= push;
-    }
+    for (size_t i = 0; i < n; i++)
+        d_pre[i] = pre[i] > 0 && !(pre0[i] > 0) ? push : pre0[i] > 0 && !(pre[i] > 0) ? -push : 0.0f;
 }
 
 /* Loss and gradient at x, through the BACKWARD_* surrogates given, with the
@@ -53,9 +57,15 @@ static double objective_grad(Objective *o, const float *x, float *g, unsigned su
     double dn = loss * o->norm0;
     float scale = dn > 0 ? (float)(1.0 / (dn * o->norm0)) : 0.0f;
     for (size_t i = 0; i < o->numel; i++) o->d_act[i] = (a[i] - o->a0[i]) * scale;
-    if (zero_match > 0) synth_zero_match_grad(o->d_act, a, o->a0, o->numel, zero_match, o->norm0);
-    const float *d[1] = {o->d_act};
-    model_backward(o->m, &o->stage, d, 1, surrogates, g);
+    int stages[2] = {o->stage, o->sign_layer};
+    const float *d[2] = {o->d_act, o->d_sign};
+    int n = 1;
+    if (zero_match > 0 && o->sign0) { /* the forward to the stage computed that layer too */
+        synth_zero_match_grad(o->d_sign, model_stage_output(o->m, o->sign_layer), o->sign0,
+                              o->sign_numel, zero_match, o->norm0);
+        n = 2;
+    }
+    model_backward(o->m, stages, d, n, surrogates, g);
     return loss;
 }
 
@@ -173,6 +183,13 @@ int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec
     o.a0 = a0;
     o.norm0 = ss > 0 ? sqrt(ss) : 1.0;
     o.d_act = alloc_floats(o.numel);
+    o.sign_layer = set->zero_match > 0 ? network_relu_input_of(m->net, o.stage) : -2;
+    if (o.sign_layer != -2) {
+        o.sign_numel = (size_t)model_stage_numel(m, o.sign_layer);
+        o.sign0 = alloc_floats(o.sign_numel);
+        o.d_sign = alloc_floats(o.sign_numel);
+        memcpy(o.sign0, model_stage_output(m, o.sign_layer), o.sign_numel * sizeof(float));
+    }
 
     MetamerState st;
     state_init(&st, set, n, total);
@@ -196,6 +213,8 @@ int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec
     state_free(&st);
     free(a0);
     free(o.d_act);
+    free(o.sign0);
+    free(o.d_sign);
     return rc;
 }
 

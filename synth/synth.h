@@ -69,10 +69,13 @@ typedef struct {
      * natural clip can come back. */
     double relu_revive;
     /* Weight of the zero-pattern term in the last quarter of the steps (0 =
-     * none): zero_match * sum |a - a0| / ||a0|| over the units where exactly
-     * one of the metamer's and the natural clip's activations is zero. With
-     * many tied zeros Spearman's rho counts each such unit as a jump of
-     * half the ranks, while the L2 loss barely sees it (synth/README.md). */
+     * none). Which of a stage's values are exactly zero is decided by the
+     * signs at the input of the relu below it (network_relu_input_of): the
+     * term pushes each of those pre-activations whose sign (> 0 or not)
+     * differs from the natural clip's, by zero_match / ||a0||. With many tied
+     * zeros Spearman's rho counts each unit zero in one and not the other as a
+     * jump of half the ranks, while the L2 loss barely sees it
+     * (synth/README.md). */
     double zero_match;
     int checkpoint_every;   /* steps between checkpoints, 0 = none */
     /* 0: optimize through the exact cochleagram. > 0: through the reduced-rate
@@ -98,11 +101,10 @@ double synth_lr_at(const SynthSettings *s, int step);
 unsigned synth_surrogates_at(const SynthSettings *s, int step);
 /* Weight of the zero-pattern term at step (zero_match or 0). */
 double synth_zero_match_at(const SynthSettings *s, int step);
-/* Adds the zero-pattern term's gradient to d_act: weight / norm0 times
- * sign(a - a0) at each unit where exactly one of a and a0 is zero. Through
- * a true relu it reaches only units the metamer has alive; a dead one needs
- * a fake or reviving relu. */
-void synth_zero_match_grad(float *d_act, const float *a, const float *a0, size_t n,
+/* The zero-pattern term's gradient at a relu's input: d_pre = +push where
+ * pre > 0 >= pre0 (down), -push where pre0 > 0 >= pre (up), 0 where the
+ * signs agree; push = weight / norm0. */
+void synth_zero_match_grad(float *d_pre, const float *pre, const float *pre0, size_t n,
                            double weight, double norm0);
 /* Everything that changes the result, as "k=v k=v ..." (exact decimals):
  * checkpoints and out dirs only resume/continue under the same string. */

@@ -274,6 +274,13 @@ TEST(network_revive_relu_backward) {
     CHECK(t, rel_l2(g1, ge, n_in) < 1e-6, "revive vs masked cotangent: %.3g", rel_l2(g1, ge, n_in));
     ge = network_backward(&net, w, &conv0, cots, 1, BACKWARD_EXACT, NULL);
     CHECK(t, rel_l2(g2, ge, n_in) < 1e-6, "fake relu at the target should win: %.3g", rel_l2(g2, ge, n_in));
+    /* The layer whose signs decide a stage's zeros (synth's --zero-match). */
+    int pool0 = network_stage_index(&net, "pool0", &err);
+    CHECK(t, network_relu_input_of(&net, relu0) == conv0 && network_relu_input_of(&net, pool0) == conv0,
+          "relu0 and pool0 should take their zeros from conv0");
+    CHECK(t, network_relu_input_of(&net, conv0) == -2 && network_relu_input_of(&net, -1) == -2 &&
+                 network_relu_input_of(&net, net.task_layers[0]) == -2,
+          "conv0, the cochleagram and the logits have no relu below them");
     free(x), free(g1), free(g2), free(cot), free(masked);
     network_work_free(w);
     network_free(&net);

@@ -328,13 +328,14 @@ TEST(synth_zero_match_and_revive) {
           "zero-pattern term should start at step %d of %d", total - quarter, total);
     synth_settings_describe(&s, d, sizeof d);
     CHECK(t, strstr(d, " relu_revive=0.5") && strstr(d, " zero_match=2"), "%s", d);
-    /* Units 0 (natural zero, metamer alive) and 2 (natural alive, metamer
-     * zero) get +-weight/norm0; agreeing units keep their gradient. */
-    const float a0[5] = {0, 0, 2, 3, 0}, a[5] = {0.5f, 0, 0, 1, 0};
-    float g[5] = {1, 1, 1, 1, 1};
-    synth_zero_match_grad(g, a, a0, 5, 2.0, 4.0);
-    CHECK(t, g[0] == 1.5f && g[1] == 1 && g[2] == 0.5f && g[3] == 1 && g[4] == 1,
-          "zero-pattern gradient %g %g %g %g %g", g[0], g[1], g[2], g[3], g[4]);
+    /* Pre-activations: unit 0 (natural <= 0, metamer > 0) is pushed down,
+     * unit 2 (natural > 0, metamer <= 0) up, by weight/norm0; units whose
+     * signs agree get nothing. */
+    const float z0[6] = {-1, 0, 2, 3, -2, 0}, z[6] = {0.5f, -1, 0, 1, -3, 0};
+    float g[6] = {9, 9, 9, 9, 9, 9};
+    synth_zero_match_grad(g, z, z0, 6, 2.0, 4.0);
+    CHECK(t, g[0] == 0.5f && g[1] == 0 && g[2] == -0.5f && g[3] == 0 && g[4] == 0 && g[5] == 0,
+          "zero-pattern gradient %g %g %g %g %g %g", g[0], g[1], g[2], g[3], g[4], g[5]);
 }
 
 /* Runs one metamer of clip c0 at the cochleagram stage with `preset` (and
