@@ -31,7 +31,7 @@ static void usage(FILE *f) {
         "                       a tenth of a gradient that would raise them (default 0)\n"
         "  --zero-match W       in the last quarter of the steps, also push the input of\n"
         "                       the relu below the stage toward the clip's signs, so the\n"
-        "                       same units are exactly zero (weight W; default 0)\n"
+        "                       same units are exactly zero (weight W; fast: 0.3)\n"
         "  --checkpoint-every N steps between checkpoints (default 250, 0 = none)\n"
         "  --envelope MODE      exact (default) or reduced[:X]: optimize through the\n"
         "                       reduced-rate envelope surrogate, oversampling X (default 4),\n"

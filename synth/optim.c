@@ -35,13 +35,15 @@ static const SynthSettings feather2023 = {
 
 /* Chosen on small nets (tests/test_synth.c, bench/bench_synth.c): Adam's
  * per-sample scaling reaches the normalized-gradient loss levels in far fewer
- * steps; a cosine decay from 2e-3 lands it without a step-size plateau. */
+ * steps; a cosine decay from 2e-3 lands it without a step-size plateau. The
+ * max-pool spread and the zero-pattern term were chosen on the default
+ * model's demo clips (synth/README.md). */
 static const SynthSettings fast = {
     .preset = "fast", .optimizer = SYNTH_OPT_ADAM, .schedule = SYNTH_SCHED_COSINE,
     .rounds = 1, .steps = 6000, .lr = 2e-3, .lr_decay = 0.01,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
     .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
-    .maxpool_spread = 0.5,
+    .maxpool_spread = 0.5, .zero_match = 0.3,
 };
 
 int synth_settings_preset(const char *name, SynthSettings *s, Error *err) {
@@ -81,9 +83,16 @@ unsigned synth_surrogates_at(const SynthSettings *s, int step) {
 
 /* The zero-pattern term waits for the last quarter: from the start its
  * constant push fights the shape the L2 loss is still finding (one of four
- * genre/avgpool clips diverged to loss 0.56; synth/README.md). */
+ * genre/avgpool clips diverged to loss 0.56; synth/README.md). It then ramps
+ * in over a twentieth of the steps: switched on at once, its gradient
+ * arrives while Adam's second moments still have the L2 gradient's scale,
+ * so the first steps are many times too long (word-test-00006 at
+ * word/avgpool went from loss 0.063 to 0.139 in 20 steps). */
 double synth_zero_match_at(const SynthSettings *s, int step) {
-    return step >= 0.75 * synth_total_steps(s) ? s->zero_match : 0.0;
+    int total = synth_total_steps(s);
+    double start = 0.75 * total, ramp = total / 20.0;
+    if (step < start) return 0.0;
+    return step - start < ramp ? s->zero_match * (step - start) / ramp : s->zero_match;
 }
 
 /* Shortest decimal that reads back as exactly v (so "0.9", not

@@ -69,7 +69,7 @@ typedef struct {
      * natural clip can come back. */
     double relu_revive;
     /* Weight of the zero-pattern term in the last quarter of the steps (0 =
-     * none). Which of a stage's values are exactly zero is decided by the
+     * none; ramped in over the first twentieth of the steps there). Which of a stage's values are exactly zero is decided by the
      * signs at the input of the relu below it (network_relu_input_of): the
      * term pushes each of those pre-activations whose sign (> 0 or not)
      * differs from the natural clip's, by zero_match / ||a0||. With many tied
@@ -99,7 +99,8 @@ int synth_total_steps(const SynthSettings *s);
 double synth_lr_at(const SynthSettings *s, int step);
 /* The model's BACKWARD_* surrogate gradients at step (0-based). */
 unsigned synth_surrogates_at(const SynthSettings *s, int step);
-/* Weight of the zero-pattern term at step (zero_match or 0). */
+/* Weight of the zero-pattern term at step (0 before the last quarter, then
+ * rising linearly to zero_match over total / 20 steps). */
 double synth_zero_match_at(const SynthSettings *s, int step);
 /* The zero-pattern term's gradient at a relu's input: d_pre = +push where
  * pre > 0 >= pre0 (down), -push where pre0 > 0 >= pre (up), 0 where the

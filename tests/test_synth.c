@@ -279,7 +279,8 @@ TEST(synth_errors_are_clear) {
 /* ------------------------------------------------------------- synthesis */
 
 /* fast spreads max-pool gradients for its first half, then follows the exact
- * gradient; feather2023 never does; the settings string records it. */
+ * gradient, and matches the zero pattern at the end; feather2023 does
+ * neither; the settings string records it. */
 TEST(synth_maxpool_spread_schedule) {
     SynthSettings s;
     Error err;
@@ -290,7 +291,8 @@ TEST(synth_maxpool_spread_schedule) {
     CHECK(t, synth_surrogates_at(&s, half - 1) & BACKWARD_SPREAD_MAXPOOL, "fast step %d", half - 1);
     CHECK(t, synth_surrogates_at(&s, half) == BACKWARD_FAKE_RELU, "fast step %d", half);
     synth_settings_describe(&s, d, sizeof d);
-    CHECK(t, strstr(d, " maxpool_spread=0.5"), "fast: %s", d);
+    CHECK(t, strstr(d, " maxpool_spread=0.5") && strstr(d, " zero_match=0.3") && !strstr(d, "relu_revive"),
+          "fast: %s", d);
     REQUIRE(t, synth_settings_preset("feather2023", &s, &err) == 0, "%s", err.msg);
     CHECK(t, synth_surrogates_at(&s, 0) == BACKWARD_FAKE_RELU, "feather2023 step 0");
     synth_settings_describe(&s, d, sizeof d);
@@ -321,11 +323,15 @@ TEST(synth_zero_match_and_revive) {
     synth_settings_describe(&s, d, sizeof d);
     CHECK(t, !strstr(d, "relu_revive") && !strstr(d, "zero_match"), "feather2023: %s", d);
     s.relu_revive = 0.5, s.zero_match = 2;
-    int total = synth_total_steps(&s), quarter = total - (int)(0.75 * total);
+    int total = synth_total_steps(&s), quarter = total - (int)(0.75 * total), ramp = total / 20;
     CHECK(t, synth_surrogates_at(&s, 0) & BACKWARD_REVIVE_RELU, "revive at step 0");
     CHECK(t, !(synth_surrogates_at(&s, total / 2) & BACKWARD_REVIVE_RELU), "revive at step %d", total / 2);
-    CHECK(t, synth_zero_match_at(&s, total - quarter - 1) == 0 && synth_zero_match_at(&s, total - quarter) == 2,
-          "zero-pattern term should start at step %d of %d", total - quarter, total);
+    int start = total - quarter;
+    CHECK(t, synth_zero_match_at(&s, start - 1) == 0 && synth_zero_match_at(&s, start) == 0, "before step %d", start);
+    CHECK(t, fabs(synth_zero_match_at(&s, start + ramp / 2) - 1) < 1e-12 && synth_zero_match_at(&s, start + ramp) == 2 &&
+                 synth_zero_match_at(&s, total - 1) == 2,
+          "zero-pattern term should ramp from step %d to %d of %d: %g %g", start, start + ramp, total,
+          synth_zero_match_at(&s, start + ramp / 2), synth_zero_match_at(&s, start + ramp));
     synth_settings_describe(&s, d, sizeof d);
     CHECK(t, strstr(d, " relu_revive=0.5") && strstr(d, " zero_match=2"), "%s", d);
     /* Pre-activations: unit 0 (natural <= 0, metamer > 0) is pushed down,
