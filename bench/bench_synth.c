@@ -214,13 +214,15 @@ BENCH(synth_fast_vs_feather2023_small) {
             printf("  %s\n", err.msg);
             break;
         }
-        int reach = -1;
+        /* loss[i]: after i steps of the chosen start, which come after the
+         * other starts' probes */
+        int reach = -1, probes = rq.iterations - rq.n_loss;
         for (int i = 0; i < rq.n_loss && reach < 0; i++)
-            if (rq.loss[i] <= rf.final_loss) reach = i; /* loss[i]: after i steps */
+            if (rq.loss[i] <= rf.final_loss) reach = i + probes;
         char what[160], note[200];
         snprintf(what, sizeof what, "small %s: fast steps to feather2023's final loss", names[k]);
-        snprintf(note, sizeof note, "loss feather2023 %.3g (24000 steps) vs fast %.3g (6000); rho %.4f vs %.4f",
-                 rf.final_loss, rq.final_loss, rf.spearman, rq.spearman);
+        snprintf(note, sizeof note, "loss feather2023 %.3g (%d steps) vs fast %.3g (%d); rho %.4f vs %.4f",
+                 rf.final_loss, rf.iterations, rq.final_loss, rq.iterations, rf.spearman, rq.spearman);
         bench_report(what, reach < 0 ? NAN : reach, "steps", note);
         metamer_result_free(&rf);
         metamer_result_free(&rq);

@@ -4,7 +4,7 @@
  *
  * Tensors: wave [n], loss [step], adam.m and adam.v [n] (Adam only).
  * Metadata: format, key (job identity: model hash, clip, stage, seed,
- * settings), step, rng (xoshiro state, 4 x 16 hex digits), seconds. */
+ * settings), step, start (the probing start chosen), rng (xoshiro state, 4 x 16 hex digits), seconds. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +19,9 @@ int checkpoint_save(const char *path, const char *key, const SynthSettings *s,
     SafetensorsWriter w;
     safetensors_writer_init(&w);
     int64_t shape_n[1] = {n}, shape_l[1] = {st->step};
-    char step[32], rng[80], secs[40];
+    char step[32], start[32], rng[80], secs[40];
     snprintf(step, sizeof step, "%d", st->step);
+    snprintf(start, sizeof start, "%d", st->start);
     snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
              st->rng.s[0], st->rng.s[1], st->rng.s[2], st->rng.s[3]);
     snprintf(secs, sizeof secs, "%.17g", st->seconds);
@@ -33,6 +34,7 @@ int checkpoint_save(const char *path, const char *key, const SynthSettings *s,
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "format", CHECKPOINT_FORMAT, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "key", key, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "step", step, err);
+    if (rc == 0) rc = safetensors_writer_set_metadata(&w, "start", start, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "rng", rng, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "seconds", secs, err);
     if (rc == 0) rc = safetensors_writer_save(&w, path, err);
@@ -76,6 +78,8 @@ int checkpoint_load(const char *path, const char *key, const SynthSettings *s, M
         if (*end || v <= 0 || v > total_steps || parse_rng(rng, &st->rng) != 0)
             rc = error_set(err, "%s: bad step or rng in checkpoint", path);
         st->seconds = strtod(secs, NULL);
+        const char *start = safetensors_metadata(&f, "start");
+        st->start = start ? atoi(start) : 0;
     }
     int64_t shape_n[1] = {n}, shape_l[1] = {st->step};
     if (rc == 0) rc = safetensors_read_f32(&f, "wave", st->wave, 1, shape_n, err);

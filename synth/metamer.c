@@ -128,17 +128,23 @@ static void measure(Objective *o, const MetamerSpec *spec, const float *wave, Me
     free(a0);
 }
 
-/* The optimization loop from st->step to the end; returns 0, or -1 on a
- * checkpoint write error. Divergence is a result, not an error. */
+/* Where a trajectory's steps sit in the metamer's whole budget, for the
+ * progress display: probe k of the starts covers [k * probe, (k+1) * probe),
+ * the chosen start continues after all probes. */
+typedef struct {
+    int offset, budget;
+} ProgressSpan;
+
+/* The optimization loop from st->step up to step `stop`; returns 0, or -1
+ * on a checkpoint write error (checkpoints only if `checkpoint`).
+ * Divergence is a result, not an error. */
 static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spec,
-                    MetamerState *st, int n, MetamerResult *r, Error *err) {
-    int total = synth_total_steps(s);
+                    MetamerState *st, int n, int stop, bool checkpoint, ProgressSpan span,
+                    MetamerResult *r, Error *err) {
     float *g = alloc_floats((size_t)n);
     double t0 = now_seconds(), base = st->seconds;
     int rc = 0;
-    /* A NaN loss tells the progress display where a resumed run starts. */
-    if (spec->progress && st->step > 0) spec->progress(spec->progress_ctx, st->step, total, NAN);
-    while (st->step < total) {
+    while (st->step < stop) {
         double loss = objective_grad(o, st->wave, g, synth_surrogates_at(s, st->step),
                                      synth_zero_match_at(s, st->step));
         st->loss[st->step] = (float)loss;
@@ -155,9 +161,9 @@ static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spe
             break;
         }
         st->step++;
-        if (spec->progress) spec->progress(spec->progress_ctx, st->step, total, loss);
-        if (spec->checkpoint && s->checkpoint_every > 0 && st->step % s->checkpoint_every == 0 &&
-            st->step < total) {
+        if (spec->progress) spec->progress(spec->progress_ctx, span.offset + st->step, span.budget, loss);
+        if (checkpoint && spec->checkpoint && s->checkpoint_every > 0 &&
+            st->step % s->checkpoint_every == 0 && st->step < synth_total_steps(s)) {
             st->seconds = base + (now_seconds() - t0);
             if ((rc = checkpoint_save(spec->checkpoint, spec->key, s, st, n, err)) != 0) break;
         }
@@ -165,6 +171,55 @@ static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spe
     st->seconds = base + (now_seconds() - t0);
     free(g);
     return rc;
+}
+
+static void state_copy(MetamerState *dst, const MetamerState *src, int n) {
+    dst->step = src->step, dst->start = src->start, dst->rng = src->rng, dst->seconds = src->seconds;
+    memcpy(dst->wave, src->wave, (size_t)n * sizeof(float));
+    memcpy(dst->loss, src->loss, (size_t)src->step * sizeof(float));
+    dst->loss[src->step] = src->loss[src->step]; /* a diverging loss, when there is one */
+    if (src->opt.m) {
+        memcpy(dst->opt.m, src->opt.m, (size_t)n * sizeof(float));
+        memcpy(dst->opt.v, src->opt.v, (size_t)n * sizeof(float));
+    }
+}
+
+uint64_t synth_start_seed(uint64_t noise_seed, int k) {
+    return noise_seed + (uint64_t)k * 0xD1B54A32D192ED03ull; /* rng_seed's splitmix spreads it */
+}
+
+/* Probing starts: each of set->starts noises (the first is spec->noise_seed,
+ * shared by every stage of the clip; the others derive from it, so they are
+ * shared too) takes the trajectory's first probe steps; st ends as the one
+ * with the lowest loss there, its time the probes' total. Probes are not
+ * checkpointed: they are short and deterministic, so a run killed during
+ * them redoes them and gets the same choice. A diverged probe is never
+ * chosen unless all diverge (then r says how the first did). */
+static void probe_starts(Objective *o, const SynthSettings *s, const MetamerSpec *spec,
+                         MetamerState *st, int n, MetamerResult *r) {
+    int probe = synth_probe_steps(s), total = synth_total_steps(s);
+    MetamerState cand;
+    state_init(&cand, s, n, total);
+    double best = INFINITY, seconds = 0;
+    char first_divergence[sizeof r->divergence] = "";
+    for (int k = 0; k < s->starts; k++) {
+        MetamerResult pr = {0};
+        optim_reset(&cand.opt);
+        state_fresh(&cand, s, synth_start_seed(spec->noise_seed, k), n);
+        Error unused;
+        optimize(o, s, spec, &cand, n, probe, false,
+                 (ProgressSpan){k * probe, synth_budget_steps(s)}, &pr, &unused);
+        seconds += cand.seconds;
+        double loss = pr.diverged ? INFINITY : objective_loss(o, cand.wave);
+        if (k == 0) memcpy(first_divergence, pr.divergence, sizeof first_divergence);
+        if (k == 0 || loss < best) {
+            best = loss, cand.start = k;
+            state_copy(st, &cand, n);
+        }
+    }
+    st->seconds = seconds;
+    if (!isfinite(best)) r->diverged = true, memcpy(r->divergence, first_divergence, sizeof r->divergence);
+    state_free(&cand);
 }
 
 int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec,
@@ -197,14 +252,29 @@ int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec
                      ? checkpoint_load(spec->checkpoint, spec->key, set, &st, n, total, err)
                      : 0;
     int rc = loaded < 0 ? -1 : 0;
-    if (loaded == 0) state_fresh(&st, set, spec->noise_seed, n);
-    if (rc == 0) {
+    int probe = synth_probe_steps(set);
+    if (loaded == 0 && set->starts > 1) {
+        probe_starts(&o, set, spec, &st, n, res);
+        /* Resuming from here must not probe again. */
+        if (!res->diverged && spec->checkpoint && set->checkpoint_every > 0 && st.step < total)
+            rc = checkpoint_save(spec->checkpoint, spec->key, set, &st, n, err);
+    } else if (loaded == 0) {
+        state_fresh(&st, set, spec->noise_seed, n);
+    } else {
         res->resumed_from = st.step;
-        rc = optimize(&o, set, spec, &st, n, res, err);
+        /* A NaN loss tells the progress display where a resumed run starts. */
+        if (spec->progress)
+            spec->progress(spec->progress_ctx, (set->starts > 1 ? set->starts - 1 : 0) * probe + st.step,
+                           synth_budget_steps(set), NAN);
     }
+    if (rc == 0 && !res->diverged)
+        rc = optimize(&o, set, spec, &st, n, total, true,
+                      (ProgressSpan){(set->starts > 1 ? set->starts - 1 : 0) * probe, synth_budget_steps(set)},
+                      res, err);
     if (rc == 0) {
         measure(&o, spec, st.wave, res);
-        res->iterations = st.step;
+        res->iterations = st.step + (set->starts > 1 ? (set->starts - 1) * probe : 0);
+        res->start = st.start;
         res->seconds = st.seconds;
         res->n_loss = st.step + (res->diverged ? 1 : 0); /* the diverging loss is kept */
         res->wave = st.wave, st.wave = NULL;

@@ -31,6 +31,7 @@ static const SynthSettings feather2023 = {
     .rounds = 8, .steps = 3000, .lr = 1.0, .lr_decay = 0.5,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
     .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
+    .starts = 1,
 };
 
 /* Chosen on small nets (tests/test_synth.c, bench/bench_synth.c): Adam's
@@ -40,10 +41,11 @@ static const SynthSettings feather2023 = {
  * model's demo clips (synth/README.md). */
 static const SynthSettings fast = {
     .preset = "fast", .optimizer = SYNTH_OPT_ADAM, .schedule = SYNTH_SCHED_COSINE,
-    .rounds = 1, .steps = 6000, .lr = 2e-3, .lr_decay = 0.01,
+    .rounds = 1, .steps = 4280, .lr = 2e-3, .lr_decay = 0.01,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
     .init_sd = 1e-7, .clamp = 1.0, .clip_rms = 0.1, .fake_relu = true, .checkpoint_every = 250,
     .maxpool_spread = 0.5, .zero_match = 0.3,
+    .starts = 5, .probe = 0.1, /* 4280 + 4 x 428 probe steps = 5992 in all */
 };
 
 int synth_settings_preset(const char *name, SynthSettings *s, Error *err) {
@@ -63,6 +65,16 @@ const char *synth_optimizer_name(SynthOptimizer o) {
 }
 
 int synth_total_steps(const SynthSettings *s) { return s->rounds * s->steps; }
+
+int synth_probe_steps(const SynthSettings *s) {
+    if (s->starts <= 1) return 0;
+    int p = (int)lround(s->probe * synth_total_steps(s));
+    return p < 1 ? 1 : p;
+}
+
+int synth_budget_steps(const SynthSettings *s) {
+    return synth_total_steps(s) + (s->starts > 1 ? (s->starts - 1) * synth_probe_steps(s) : 0);
+}
 
 double synth_lr_at(const SynthSettings *s, int step) {
     if (s->schedule == SYNTH_SCHED_COSINE) {
@@ -127,11 +139,18 @@ void synth_settings_describe(const SynthSettings *s, char *buf, size_t size) {
         n += snprintf(buf + n, size - (size_t)n, " relu_revive=%s", exact(s->relu_revive, a));
     if (s->zero_match > 0 && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " zero_match=%s", exact(s->zero_match, a));
+    if (s->starts > 1 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " starts=%d probe=%s", s->starts, exact(s->probe, a));
     if (s->envelope_oversample > 0 && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " envelope_oversample=%s", exact(s->envelope_oversample, a));
 }
 
 /* ------------------------------------------------------------ optimizers */
+
+void optim_reset(OptState *st) {
+    if (st->m) memset(st->m, 0, (size_t)st->n * sizeof *st->m);
+    if (st->v) memset(st->v, 0, (size_t)st->n * sizeof *st->v);
+}
 
 void optim_init(OptState *st, const SynthSettings *s, int n) {
     memset(st, 0, sizeof *st);
@@ -139,8 +158,7 @@ void optim_init(OptState *st, const SynthSettings *s, int n) {
     if (s->optimizer == SYNTH_OPT_ADAM) {
         st->m = alloc_floats((size_t)n);
         st->v = alloc_floats((size_t)n);
-        memset(st->m, 0, (size_t)n * sizeof(float));
-        memset(st->v, 0, (size_t)n * sizeof(float));
+        optim_reset(st);
     }
 }
 

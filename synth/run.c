@@ -263,7 +263,7 @@ static void run_job(void *vctx, int task, int worker) {
                         .judge = r->judges ? &r->judges[worker] : NULL};
     char label[96];
     snprintf(label, sizeof label, "%s %s s%d", stage, c->id, j->seed);
-    progress_job_start(r->progress, worker, label, 0, synth_total_steps(&r->o->set));
+    progress_job_start(r->progress, worker, label, 0, synth_budget_steps(&r->o->set));
     MetamerResult m;
     Error err = {0};
     int rc = synth_metamer(&r->runs[worker], &r->o->set, &spec, &m, &err);
@@ -306,7 +306,7 @@ static int run_pending(Run *r, Error *err) {
     }
     if (rc == 0 && r->n_pending > 0) {
         qsort_r(r->pending, (size_t)r->n_pending, sizeof *r->pending, cmp_depth, r->jobs);
-        long long total = (long long)r->n_pending * synth_total_steps(&o->set);
+        long long total = (long long)r->n_pending * synth_budget_steps(&o->set);
         r->progress = progress_create(r->n_pending, total, 0, workers, o->quiet);
         pthread_mutex_init(&r->mu, NULL);
         Pool *outer = pool_create(workers);

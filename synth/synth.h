@@ -77,6 +77,15 @@ typedef struct {
      * jump of half the ranks, while the L2 loss barely sees it
      * (synth/README.md). */
     double zero_match;
+    /* Probing starts (1 = none): `starts` candidate starting noises each take
+     * the first probe (a fraction) of the steps; the one with the lowest
+     * loss then runs to the end. From the same noise the final loss at a deep,
+     * sparse stage is bimodal (synth/README.md: a waltz clip at genre/relufc
+     * ends at 0.009 from one start and 0.06-0.08 from four others), and the
+     * loss after a few hundred steps already tells the two apart. The probes'
+     * steps count: they are in `iterations` and synth_budget_steps. */
+    int starts;
+    double probe;
     int checkpoint_every;   /* steps between checkpoints, 0 = none */
     /* 0: optimize through the exact cochleagram. > 0: through the reduced-rate
      * envelope surrogate with this oversampling (cochleagram_create_reduced,
@@ -94,7 +103,13 @@ int synth_settings_preset(const char *name, SynthSettings *s, Error *err);
 /* "normgrad" / "adam" (returns -1 with an error otherwise). */
 int synth_optimizer_parse(const char *name, SynthOptimizer *o, Error *err);
 const char *synth_optimizer_name(SynthOptimizer o);
+/* Steps of one trajectory (rounds * steps): the schedules run over these. */
 int synth_total_steps(const SynthSettings *s);
+/* Steps each probing start takes (0 without probing). */
+int synth_probe_steps(const SynthSettings *s);
+/* Every optimizer step of one metamer: the trajectory and the probes of
+ * the starts that were not chosen. */
+int synth_budget_steps(const SynthSettings *s);
 /* Learning rate of step (0-based). */
 double synth_lr_at(const SynthSettings *s, int step);
 /* The model's BACKWARD_* surrogate gradients at step (0-based). */
@@ -117,7 +132,8 @@ typedef struct {
     int stage;              /* layer index, -1 = cochleagram */
     int task_layer;         /* logits layer for the prediction check, -2 = none */
     const float *natural;   /* the clip, RMS-normalized, model_run_samples() long */
-    uint64_t noise_seed;    /* same for every stage of a clip and seed */
+    uint64_t noise_seed;    /* same for every stage of a clip and seed (the
+                               first start; probing starts derive theirs) */
     const char *checkpoint; /* path, NULL = no checkpoints */
     const char *key;        /* identifies the job; a checkpoint must match it */
     /* Called after every step (may be NULL); once with a NaN loss first
@@ -133,7 +149,8 @@ typedef struct {
     float *wave;        /* the metamer (alloc_floats), always finite */
     float *loss;        /* loss before each step, n_loss entries */
     int n_loss;
-    int iterations;     /* optimizer steps taken */
+    int iterations;     /* optimizer steps taken, probes included */
+    int start;          /* the probing start chosen (0 without probing) */
     int resumed_from;   /* step of the checkpoint resumed, 0 = fresh */
     double seconds;     /* wall time over all sessions (from the checkpoints) */
     double final_loss;  /* at the returned wave */
@@ -149,6 +166,8 @@ typedef struct {
  * whether or not the run was interrupted. */
 int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec,
                   MetamerResult *res, Error *err);
+/* The noise seed of probing start k (k = 0: noise_seed itself). */
+uint64_t synth_start_seed(uint64_t noise_seed, int k);
 void metamer_result_free(MetamerResult *r);
 
 /* -------------------------------------------------------------- null model */

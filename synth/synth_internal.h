@@ -16,6 +16,8 @@ typedef struct {
 
 void optim_init(OptState *st, const SynthSettings *s, int n);
 void optim_free(OptState *st);
+/* Back to the state optim_init left (Adam's moments zero). */
+void optim_reset(OptState *st);
 /* One step at the schedule's rate for `step`; -1 (x untouched) if the
  * gradient is not finite. */
 int optim_step(const SynthSettings *s, OptState *st, int step, float *x, const float *g);
@@ -24,6 +26,7 @@ int optim_step(const SynthSettings *s, OptState *st, int step, float *x, const f
 
 typedef struct {
     int step;
+    int start; /* the probing start this state came from */
     Rng rng;
     double seconds;
     float *wave, *loss; /* loss holds `step` values */

