@@ -13,7 +13,7 @@
 #include "synth_internal.h"
 
 const char *const row_columns[ROW_N_COLUMNS] = {
-    "clip_id", "task", "stage", "stage_index", "seed", "preset", "optimizer", "iterations",
+    "clip_id", "task", "stage", "stage_index", "seed", "start", "preset", "optimizer", "iterations",
     "seconds", "final_loss", "spearman", "pearson", "snr_db", "null_spearman_max",
     "null_pearson_max", "null_snr_db_max", "null_pairs", "passed", "verdict", "label",
     "natural_prediction", "metamer_prediction", "model", "model_sha256", "path", "loss_curve"};
@@ -48,14 +48,15 @@ static int read_row(void *ctx, const TableRow *row, bool header, Error *err) {
     RowsReader *r = ctx;
     if (header) {
         for (int c = 0; c < ROW_N_COLUMNS; c++)
-            if ((r->col[c] = table_col(row, row_columns[c])) < 0)
+            /* `start` came in with probing (session 12); older rows grew from start 0. */
+            if ((r->col[c] = table_col(row, row_columns[c])) < 0 && c != COL_START)
                 return error_set(err, "no column '%s'", row_columns[c]);
         return 0;
     }
     *r->rows = realloc(*r->rows, (size_t)(*r->n + 1) * sizeof **r->rows);
     if (!*r->rows) abort();
     Row *out = &(*r->rows)[(*r->n)++];
-    for (int c = 0; c < ROW_N_COLUMNS; c++) out->f[c] = xstrdup(row->fields[r->col[c]]);
+    for (int c = 0; c < ROW_N_COLUMNS; c++) out->f[c] = xstrdup(r->col[c] < 0 ? "0" : row->fields[r->col[c]]);
     return 0;
 }
 

@@ -212,7 +212,8 @@ static int write_outputs(Run *r, const SynthJob *j, const MetamerResult *m, Erro
     Row row = {0};
     row.f[COL_CLIP_ID] = xstrdup(c->id), row.f[COL_TASK] = xstrdup(c->task_name);
     row.f[COL_STAGE] = xstrdup(stage), row.f[COL_STAGE_INDEX] = row_number("%.0f", j->stage);
-    row.f[COL_SEED] = row_number("%.0f", j->seed), row.f[COL_PRESET] = xstrdup(r->o->set.preset);
+    row.f[COL_SEED] = row_number("%.0f", j->seed), row.f[COL_START] = row_number("%.0f", m->start);
+    row.f[COL_PRESET] = xstrdup(r->o->set.preset);
     row.f[COL_OPTIMIZER] = xstrdup(optimizer), row.f[COL_ITERATIONS] = row_number("%.0f", m->iterations);
     row.f[COL_SECONDS] = row_number("%.2f", m->seconds), row.f[COL_FINAL_LOSS] = row_number("%.6g", m->final_loss);
     row.f[COL_SPEARMAN] = row_number("%.6f", m->spearman), row.f[COL_PEARSON] = row_number("%.6f", m->pearson);

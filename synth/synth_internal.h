@@ -73,7 +73,7 @@ int synth_load_clip(const Network *net, const char *path, const char *clip_id, d
 
 /* ------------------------------------------------------------ rows (CSV) */
 
-#define ROW_N_COLUMNS 26
+#define ROW_N_COLUMNS 27
 extern const char *const row_columns[ROW_N_COLUMNS];
 
 /* One metamers.csv row as strings (column order of row_columns). */
@@ -82,7 +82,7 @@ typedef struct {
 } Row;
 
 enum {
-    COL_CLIP_ID, COL_TASK, COL_STAGE, COL_STAGE_INDEX, COL_SEED, COL_PRESET, COL_OPTIMIZER,
+    COL_CLIP_ID, COL_TASK, COL_STAGE, COL_STAGE_INDEX, COL_SEED, COL_START, COL_PRESET, COL_OPTIMIZER,
     COL_ITERATIONS, COL_SECONDS, COL_FINAL_LOSS, COL_SPEARMAN, COL_PEARSON, COL_SNR_DB,
     COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_PASSED, COL_VERDICT,
     COL_LABEL, COL_PRED_NATURAL, COL_PRED_METAMER, COL_MODEL, COL_MODEL_SHA, COL_PATH,

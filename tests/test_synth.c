@@ -674,6 +674,23 @@ TEST(synth_divergence_is_a_verdict) {
 
 /* ----------------------------------------------------- null and figures */
 
+/* Rewrites a CSV without its sixth column (`start`), as rows were written
+ * before probing starts. */
+static int drop_sixth_column(const char *path) {
+    char *text = sfx_slurp(path);
+    if (!text) return -1;
+    FILE *f = fopen(path, "w");
+    if (!f) return free(text), -1;
+    int field = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c == '\n') field = 0;
+        else if (*c == ',') field++;
+        if (field != 5) fputc(*c, f); /* the comma ending field 5 goes too */
+    }
+    free(text);
+    return fclose(f);
+}
+
 /* The largest Spearman between stage activations of any two of the
  * fixture's clips c<idx[0..n-1]>, computed directly. */
 static double max_pair_spearman(TestCtx *t, const SynthFixture *f, const char *stage_name, const int *idx, int n) {
@@ -800,6 +817,7 @@ TEST(synth_null_per_task) {
     CHECK(t, !strcmp(v, "3"), "null pairs %s, want task b's 3", v);
     sfx_csv_cell(csv, 1, "null_spearman_max", v, sizeof v);
     CHECK(t, fabs(atof(v) - b_max) < 1e-5, "null max %s, task b's %g", v, b_max);
+    CHECK(t, sfx_csv_cell(csv, 1, "start", v, sizeof v) && atoi(v) >= 0 && atoi(v) < 5, "start '%s' of fast's 5", v);
     free(csv);
     /* A new null (one pair), then `synth judge`: the row is judged by it. */
     char *oargv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--task", "b", "--stages", "relu0",
@@ -816,6 +834,14 @@ TEST(synth_null_per_task) {
                  sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v) && !strcmp(v, "1"),
           "row: %s", row ? row : "(none)");
     free(row), free(csv);
+    /* A row written before probing (no `start` column) is still read: start 0. */
+    snprintf(p, sizeof p, "%s/relu0/c1_s0.row.csv", odir);
+    REQUIRE(t, drop_sixth_column(p) == 0, "rewriting %s", p);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge, old row: %s", out);
+    snprintf(p, sizeof p, "%s/metamers.csv", odir);
+    csv = sfx_slurp(p);
+    CHECK(t, csv && sfx_csv_cell(csv, 1, "start", v, sizeof v) && !strcmp(v, "0"), "old row: %s", csv ? csv : "");
+    free(csv);
     char missing[700];
     snprintf(missing, sizeof missing, "%s/none.safetensors", f.dir);
     char *margv[] = {"synth", "judge", odir, "--model", f.model, "--null", missing, NULL};
