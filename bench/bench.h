@@ -8,6 +8,8 @@ typedef void (*BenchFn)(void);
 void bench_register(const char *name, BenchFn fn);
 /* Median of an array of seconds (sorts it). */
 double bench_median(double *seconds, int n);
+/* Removes a benchmark's scratch folder and everything in it. */
+void bench_remove_tree(const char *dir);
 /* "name  value unit  note" on one line. */
 void bench_report(const char *what, double value, const char *unit, const char *note);
 

@@ -4,7 +4,6 @@
  * study_load (parse, validate, match every trial to its model response) and,
  * once, the whole analysis with the default options. */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +13,6 @@
 #include "bench.h"
 
 enum { B_SUBJ = 100, B_CLIPS = 1000, B_CONDS = 10, B_LABELS = 50 };
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static const char *cond_stage(int k) {
     static const char *stages[B_CONDS] = {"n/a",   "cochleagram", "relu0", "relu1", "relu2",
@@ -71,7 +65,7 @@ BENCH(bench_analysis_read_100k_trials) {
     if (!mkdtemp(dir)) return;
     if (generate(dir) != 0) {
         printf("  could not write the study under %s\n", dir);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_remove_tree(dir);
         return;
     }
     snprintf(glob, sizeof glob, "%s/sub-*_beh.tsv", dir);
@@ -123,5 +117,5 @@ BENCH(bench_analysis_read_100k_trials) {
         else
             printf("  analysis failed: %s\n", err.msg);
     }
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_remove_tree(dir);
 }

@@ -300,10 +300,8 @@ static void compare_sets(TestCtx *t, const char *a, const char *b) {
 /* One test for build, rebuild and resume: the tiny build is the slow part. */
 TEST(stimuli_tiny_build_deterministic_and_resumable) {
     const char *a = path_in(t, "a"), *b = path_in(t, "b");
-    double t0 = now_seconds();
+    /* Its time (target < 30 s) is in `make bench`, not here. */
     if (build_tiny(t, a, 1) != 0) return;
-    double secs = now_seconds() - t0;
-    CHECK(t, secs < 30, "tiny took %.1f s (budget 30 s)", secs);
     check_tiny_manifest(t, a);
     char cache[1100];
     snprintf(cache, sizeof cache, "%s/.cache", a);
