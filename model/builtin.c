@@ -147,7 +147,26 @@ void network_init_random(Network *net, uint64_t seed) { init_uniform(net, seed, 
  * PyTorch's default the five unnormalized layers of each branch shrink the
  * signal ~6x in variance per layer and the word head sat at the class prior
  * twice as long (model/README.md). */
-void network_init_he(Network *net, uint64_t seed) { init_uniform(net, seed, sqrt(6.0), 0); }
+void network_init_he(Network *net, uint64_t seed) {
+    init_uniform(net, seed, sqrt(6.0), 0);
+    /* Each unit's weights are then shifted to sum to zero. Layers after a
+     * relu see inputs that are all positive and alike, so a unit whose
+     * weights happen to sum negative is below zero for every input: a
+     * third of the fc units were dead before the first step, and a dead
+     * relu gets no gradient to come back (model/README.md). */
+    for (int i = 0; i < net->arch.n_layers; i++) {
+        const LayerParams *p = &net->params[i];
+        int64_t units = net->arch.layers[i].out_features;
+        if (net->arch.layers[i].op == OP_BATCHNORM || !p->n_weight || units <= 0) continue;
+        int64_t fan_in = p->n_weight / units;
+        for (int64_t u = 0; u < units; u++) {
+            float *w = p->weight + u * fan_in;
+            double sum = 0;
+            for (int64_t j = 0; j < fan_in; j++) sum += w[j];
+            for (int64_t j = 0; j < fan_in; j++) w[j] -= (float)(sum / (double)fan_in);
+        }
+    }
+}
 
 static int builtin_widths(const char *name, CochCNN9Widths *w) {
     static const CochCNN9Widths cochcnn9 = {

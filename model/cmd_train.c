@@ -19,6 +19,7 @@ static const char train_usage[] =
     "  --arch NAME         built-in architecture (default: default)\n"
     "  --front-end NAME    front end preset (default: default)\n"
     "  --epochs N          (default 10)       --batch N    (default 32)\n"
+    "  --optimizer NAME    adamw (default) or sgd (momentum 0.9, L2 weight decay)\n"
     "  --lr X              peak learning rate (default 1e-3)\n"
     "  --weight-decay X    decoupled, conv/linear weights only (default 1e-4)\n"
     "  --fresh X           fraction of examples remixed with fresh noise (default 0.25)\n"
@@ -59,7 +60,8 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         {"snr", 1, 0, 'S'},      {"shift", 1, 0, 's'}, {"seed", 1, 0, 'r'},
         {"freq-shift", 1, 0, 'q'}, {"time-masks", 1, 0, 'T'}, {"freq-masks", 1, 0, 'Q'},
         {"resume", 0, 0, 'R'},   {"cache", 1, 0, 'c'}, {"log", 1, 0, 'L'},
-        {"recipe", 1, 0, 'n'},   {"stop-after", 1, 0, 'x'}, {"help", 0, 0, 'h'},
+        {"recipe", 1, 0, 'n'},   {"stop-after", 1, 0, 'x'}, {"optimizer", 1, 0, 'O'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (TrainArgs){.arch = "default", .front_end = "default"};
     train_options_default(&a->o);
@@ -101,6 +103,10 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         case 'L': a->o.log_csv = optarg; break;
         case 'n': a->o.recipe = optarg; break;
         case 'x': a->o.stop_after_epochs = atoi(optarg); break;
+        case 'O':
+            if (strcmp(optarg, "adamw") && strcmp(optarg, "sgd")) return bad("--optimizer", optarg);
+            a->o.sgd = strcmp(optarg, "sgd") == 0;
+            break;
         case 'h': fputs(train_usage, stdout); return 1;
         default: fputs(train_usage, stderr); return 2;
         }

@@ -139,6 +139,7 @@ typedef struct {
     float *w;
     const float *g;
     float step, decay, inv_c2;
+    bool sgd;
 } AdamJob;
 
 #define ADAM_CHUNK 65536
@@ -157,6 +158,11 @@ static void adam_chunk(void *ctx, int k, int worker) {
     const float *g = j->g;
     for (size_t i = lo; i < hi; i++) {
         if (!a->kind[i]) continue;
+        if (j->sgd) { /* PyTorch's SGD: L2 decay in the gradient, momentum buffer m */
+            a->m[i] = b1 * a->m[i] + g[i] + (a->kind[i] == 2 ? j->decay * w[i] : 0.0f);
+            w[i] -= j->step * a->m[i];
+            continue;
+        }
         a->m[i] = b1 * a->m[i] + (float)(1 - adam_b1) * g[i];
         a->v[i] = b2 * a->v[i] + (float)(1 - adam_b2) * g[i] * g[i];
         if (a->kind[i] == 2) w[i] -= j->decay * w[i];
@@ -164,10 +170,11 @@ static void adam_chunk(void *ctx, int k, int worker) {
     }
 }
 
-static void adam_step(Adam *a, float *w, const float *g, double lr, double wd, Pool *pool) {
+static void adam_step(Adam *a, float *w, const float *g, double lr, double wd, bool sgd,
+                      Pool *pool) {
     a->t++;
     double c1 = 1 - pow(adam_b1, (double)a->t), c2 = 1 - pow(adam_b2, (double)a->t);
-    AdamJob j = {a, w, g, (float)(lr / c1), (float)(lr * wd), (float)(1 / c2)};
+    AdamJob j = {a, w, g, (float)(sgd ? lr : lr / c1), (float)(sgd ? wd : lr * wd), (float)(1 / c2), sgd};
     pool_run(pool, adam_chunk, &j, (int)((a->n + ADAM_CHUNK - 1) / ADAM_CHUNK));
 }
 
@@ -308,7 +315,7 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
     meta[k++] = "training.seed", meta[k++] = vals[0];
     meta[k++] = "training.epochs", meta[k++] = vals[1];
     meta[k++] = "training.batch", meta[k++] = vals[2];
-    meta[k++] = "training.optimizer", meta[k++] = "adamw";
+    meta[k++] = "training.optimizer", meta[k++] = o->sgd ? "sgd momentum=0.9" : "adamw";
     meta[k++] = "training.lr", meta[k++] = vals[3];
     /* what else decides the result: the augmentation (the init is fixed, He) */
     snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g freq_shift=%g time_masks=%d:%d freq_masks=%d:%d",
@@ -373,7 +380,7 @@ static int run_epoch(Network *net, Loop *l, const TrainOptions *o, int e, int st
         train_step_run(net, l->step, l->x, l->labels, train_mix_seed(o->seed, e, k, 0xD80), &st);
         int64_t g = (int64_t)e * steps + k;
         adam_step(&l->adam, net->param_block, train_step_grad(l->step), lr_at(o, g, total),
-                  o->weight_decay, l->pool);
+                  o->weight_decay, o->sgd, l->pool);
         sums_add(sums, &st, net->n_tasks < TRAIN_MAX_TASKS ? net->n_tasks : TRAIN_MAX_TASKS);
         double now = now_seconds();
         if (!o->quiet && (now - last > 2 || k == steps - 1)) {

@@ -109,6 +109,7 @@ void train_set_example(const TrainSet *ts, int i, float *out);
 typedef struct {
     int epochs, batch;
     double lr, weight_decay, warmup_fraction;
+    bool sgd;               /* SGD with momentum 0.9 instead of AdamW */
     uint64_t seed;
     Augment aug;
     const char *out;        /* model file; checkpoint is <out>.ckpt */

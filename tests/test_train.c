@@ -109,7 +109,9 @@ static double mean_loss(const Network *net, const TrainSet *ts, int batch) {
     return sum / 4;
 }
 
-TEST(train_tones_loss_falls) {
+/* Trains the tiny net on the tone set with AdamW or SGD; the loss must fall
+ * by half and the file must say how it was made. */
+static void tones_loss_falls(TestCtx *t, bool sgd) {
     const char *mp = tone_set(t, 12);
     REQUIRE(t, mp[0], "tone set");
     Error err;
@@ -124,11 +126,14 @@ TEST(train_tones_loss_falls) {
     char out[600];
     snprintf(out, sizeof out, "%s/m.safetensors", test_tmpdir(t));
     opts_for(&o, out, 8);
+    if (sgd) o.sgd = true, o.lr = 0.05; /* SGD's rate is in gradient units, not Adam's */
     REQUIRE(t, train_run(&net, &ts, &o, NULL, &err) == 0, "%s", err.msg);
     double after = mean_loss(&net, &ts, 8);
-    CHECK(t, after < 0.5 * before, "loss %g -> %g", before, after);
+    CHECK(t, after < 0.5 * before, "%s: loss %g -> %g", sgd ? "sgd" : "adamw", before, after);
     Safetensors st;
     REQUIRE(t, safetensors_open(&st, out, &err) == 0, "%s", err.msg);
+    const char *opt = safetensors_metadata(&st, "training.optimizer");
+    CHECK(t, opt && !strcmp(opt, sgd ? "sgd momentum=0.9" : "adamw"), "provenance: optimizer '%s'", opt ? opt : "");
     const char *aug = safetensors_metadata(&st, "training.augment"), *ep = safetensors_metadata(&st, "training.epochs");
     CHECK(t, aug && !strcmp(aug, "shift=2 fresh=0.3 snr=0:20 freq_shift=1.5 time_masks=1:3 freq_masks=1:2"), "provenance: augment '%s'", aug ? aug : "");
     CHECK(t, ep && !strcmp(ep, "8"), "provenance: epochs '%s'", ep ? ep : "");
@@ -136,6 +141,39 @@ TEST(train_tones_loss_falls) {
     train_set_free(&ts);
     network_free(&net);
     manifest_free(&m);
+}
+
+TEST(train_tones_loss_falls) { tones_loss_falls(t, false); }
+TEST(train_tones_loss_falls_sgd) { tones_loss_falls(t, true); }
+
+/* Training's init: He-scaled weights, each unit's summing to zero (so no
+ * relu unit after a relu starts below zero for every input), biases zero. */
+TEST(train_init_units_sum_to_zero) {
+    Network net;
+    Error err;
+    FrontEndConfig fe;
+    REQUIRE(t, front_end_config_preset("default", &fe, &err) == 0, "%s", err.msg);
+    REQUIRE(t, network_builtin_classes(&net, "default", &fe, 3, NULL, network_init_he, &err) == 0, "%s", err.msg);
+    int checked = 0;
+    for (int i = 0; i < net.arch.n_layers; i++) {
+        const LayerParams *p = &net.params[i];
+        int64_t units = net.arch.layers[i].out_features;
+        if (net.arch.layers[i].op == OP_BATCHNORM || !p->n_weight || units <= 0) continue;
+        int64_t fan_in = p->n_weight / units;
+        double worst = 0, ss = 0;
+        for (int64_t u = 0; u < units; u++) {
+            double sum = 0;
+            for (int64_t j = 0; j < fan_in; j++) sum += p->weight[u * fan_in + j], ss += (double)p->weight[u * fan_in + j] * p->weight[u * fan_in + j];
+            if (fabs(sum) > worst) worst = fabs(sum);
+        }
+        double sd = sqrt(ss / (double)p->n_weight), he = sqrt(2.0 / (double)fan_in);
+        CHECK(t, worst < 1e-4 * sd * sqrt((double)fan_in), "%s: a unit's weights sum to %g", net.arch.layers[i].name, worst);
+        CHECK(t, fabs(sd / he - 1) < 0.05, "%s: weight sd %g, He %g", net.arch.layers[i].name, sd, he);
+        for (int64_t j = 0; j < p->n_bias; j++) CHECK(t, p->bias[j] == 0, "%s: bias %g", net.arch.layers[i].name, p->bias[j]);
+        checked++;
+    }
+    CHECK(t, checked == 11, "%d conv/linear layers checked, want 11 (trunk 3, branches 2 x 4)", checked);
+    network_free(&net);
 }
 
 /* Runs epochs [0, stop) (stop 0: all) of a fresh run into dir; returns the weights. */
