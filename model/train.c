@@ -3,8 +3,9 @@
  *
  * Why AdamW and not SGD with momentum: the run is a few epochs on a fixed
  * budget with no time for a learning-rate sweep; Adam's per-parameter scale
- * makes the same lr work for the 7x14 conv0 and the fc layers, and with
- * batchnorm on the trunk it converges in fewer epochs than SGD in our runs.
+ * makes the same lr work for the 7x14 conv0 and the fc layers. SGD with
+ * momentum 0.9 and L2 decay (--optimizer sgd, as PyTorch's SGD) is there for
+ * comparison; it has not been tuned on the `train` recipe (model/README.md).
  * Weight decay is decoupled (AdamW) and applies to conv/linear weights only,
  * never to biases, batchnorm gamma/beta or running statistics. */
 #include <inttypes.h>
@@ -107,8 +108,10 @@ double train_step_loss(const Network *net, TrainStep *s, const float *x, const i
     return forward_losses(net, s, x, labels, dropout_seed, NULL);
 }
 
-/* ------------------------------------------------------------------ AdamW */
+/* ------------------------------------------------- AdamW (or SGD: --optimizer) */
 
+/* The optimizer's state: Adam's moments m and v; SGD keeps its momentum
+ * buffer in m (v stays zero). */
 typedef struct {
     float *m, *v;
     uint8_t *kind; /* per parameter: 0 frozen (running stats), 1 no decay, 2 decay */
@@ -138,12 +141,15 @@ typedef struct {
     Adam *a;
     float *w;
     const float *g;
-    float step, decay, inv_c2;
     bool sgd;
+    /* AdamW: step = lr / (1 - b1^t), decay = lr * wd (decoupled), inv_c2 =
+     * 1 / (1 - b2^t). SGD: step = lr, decay = wd (L2, in the gradient). */
+    float step, decay, inv_c2;
 } AdamJob;
 
 #define ADAM_CHUNK 65536
 static const double adam_b1 = 0.9, adam_b2 = 0.999; /* moment decays */
+static const double sgd_momentum = 0.9;              /* --optimizer sgd; its buffer is m */
 
 /* Parameters [k, k+1) x ADAM_CHUNK. Every parameter's update depends on
  * that parameter only, so splitting the block over the pool gives the same
@@ -159,7 +165,7 @@ static void adam_chunk(void *ctx, int k, int worker) {
     for (size_t i = lo; i < hi; i++) {
         if (!a->kind[i]) continue;
         if (j->sgd) { /* PyTorch's SGD: L2 decay in the gradient, momentum buffer m */
-            a->m[i] = b1 * a->m[i] + g[i] + (a->kind[i] == 2 ? j->decay * w[i] : 0.0f);
+            a->m[i] = (float)sgd_momentum * a->m[i] + g[i] + (a->kind[i] == 2 ? j->decay * w[i] : 0.0f);
             w[i] -= j->step * a->m[i];
             continue;
         }
@@ -173,8 +179,11 @@ static void adam_chunk(void *ctx, int k, int worker) {
 static void adam_step(Adam *a, float *w, const float *g, double lr, double wd, bool sgd,
                       Pool *pool) {
     a->t++;
-    double c1 = 1 - pow(adam_b1, (double)a->t), c2 = 1 - pow(adam_b2, (double)a->t);
-    AdamJob j = {a, w, g, (float)(sgd ? lr : lr / c1), (float)(sgd ? wd : lr * wd), (float)(1 / c2), sgd};
+    AdamJob j = {a, w, g, sgd, (float)lr, (float)wd, 1.0f};
+    if (!sgd) {
+        double c1 = 1 - pow(adam_b1, (double)a->t), c2 = 1 - pow(adam_b2, (double)a->t);
+        j.step = (float)(lr / c1), j.decay = (float)(lr * wd), j.inv_c2 = (float)(1 / c2);
+    }
     pool_run(pool, adam_chunk, &j, (int)((a->n + ADAM_CHUNK - 1) / ADAM_CHUNK));
 }
 
@@ -315,9 +324,12 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
     meta[k++] = "training.seed", meta[k++] = vals[0];
     meta[k++] = "training.epochs", meta[k++] = vals[1];
     meta[k++] = "training.batch", meta[k++] = vals[2];
-    meta[k++] = "training.optimizer", meta[k++] = o->sgd ? "sgd momentum=0.9" : "adamw";
+    char opt[40] = "adamw";
+    if (o->sgd) snprintf(opt, sizeof opt, "sgd momentum=%g", sgd_momentum);
+    meta[k++] = "training.optimizer", meta[k++] = opt;
     meta[k++] = "training.lr", meta[k++] = vals[3];
-    /* what else decides the result: the augmentation (the init is fixed, He) */
+    /* what else decides the result: the augmentation (the init is fixed:
+     * network_init_he, centered He) */
     snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g freq_shift=%g time_masks=%d:%d freq_masks=%d:%d",
              o->aug.max_shift_frames, o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi,
              o->aug.freq_shift, o->aug.time_masks, o->aug.time_mask_frames, o->aug.freq_masks,
