@@ -276,6 +276,11 @@ double corr_spearman_f32(const float *x, const float *y, size_t n);
 void blas_select_best_core(char **argv);
 /* "Haswell", "SkylakeX", ... as OpenBLAS reports it. */
 const char *blas_core_name(void);
+/* 1 if OpenBLAS runs AVX-512 kernels (SkylakeX, Cooperlake, ...). Only those
+ * give each sgemm output the same rounding whatever the product's shape, so
+ * only there does cutting a product over threads leave results bit for bit
+ * the same; the AVX2 kernels (Haswell, Zen) differ by ~1e-7 relative. */
+int blas_core_has_avx512(void);
 /* Sets OpenBLAS's thread count (n > 0) and returns the previous one. Code
  * that cuts products over its own Pool holds OpenBLAS at one thread: two
  * thread teams on two cores oversubscribe them, and OpenBLAS's idle threads

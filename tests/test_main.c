@@ -50,7 +50,7 @@ double rel_l2(const float *a, const float *b, size_t n) {
 
 int floats_identical(const float *a, const float *b, size_t n) {
     const char *vg = getenv("METAMERS_VALGRIND");
-    if (vg && *vg == '1') return rel_l2(a, b, n) < 1e-5;
+    if ((vg && *vg == '1') || !blas_core_has_avx512()) return rel_l2(a, b, n) < 1e-5;
     return memcmp(a, b, n * sizeof(float)) == 0;
 }
 
