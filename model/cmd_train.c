@@ -28,6 +28,8 @@ static const char train_usage[] =
     "  --freq-shift X      max random shift along frequency, channels (default 0)\n"
     "  --time-masks N:W    N gaps of up to W frames set to silence (default 0:0)\n"
     "  --freq-masks N:W    N bands of up to W channels set to silence (default 0:0)\n"
+    "  --remix-envelope E  front end of the fresh remixes: exact (default) or reduced\n"
+    "                      (synth's reduced-rate envelope, ~16x cheaper per clip)\n"
     "  --seed N            (default 1)\n"
     "  --resume            continue from <out>.ckpt\n"
     "  --cache DIR         keep the clips' cochleagrams there (half precision)\n"
@@ -61,7 +63,7 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         {"freq-shift", 1, 0, 'q'}, {"time-masks", 1, 0, 'T'}, {"freq-masks", 1, 0, 'Q'},
         {"resume", 0, 0, 'R'},   {"cache", 1, 0, 'c'}, {"log", 1, 0, 'L'},
         {"recipe", 1, 0, 'n'},   {"stop-after", 1, 0, 'x'}, {"optimizer", 1, 0, 'O'},
-        {"help", 0, 0, 'h'},
+        {"remix-envelope", 1, 0, 'E'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (TrainArgs){.arch = "default", .front_end = "default"};
     train_options_default(&a->o);
@@ -106,6 +108,10 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         case 'O':
             if (strcmp(optarg, "adamw") && strcmp(optarg, "sgd")) return bad("--optimizer", optarg);
             a->o.sgd = strcmp(optarg, "sgd") == 0;
+            break;
+        case 'E':
+            if (strcmp(optarg, "exact") && strcmp(optarg, "reduced")) return bad("--remix-envelope", optarg);
+            a->o.aug.remix_oversample = strcmp(optarg, "reduced") == 0 ? TRAIN_REMIX_OVERSAMPLE : 0;
             break;
         case 'h': fputs(train_usage, stdout); return 1;
         default: fputs(train_usage, stderr); return 2;

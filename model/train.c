@@ -334,6 +334,9 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
              o->aug.max_shift_frames, o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi,
              o->aug.freq_shift, o->aug.time_masks, o->aug.time_mask_frames, o->aug.freq_masks,
              o->aug.freq_mask_channels);
+    if (o->aug.remix_oversample > 0) /* absent when exact, as in files made before the option */
+        snprintf(vals[4] + strlen(vals[4]), sizeof vals[4] - strlen(vals[4]), " remix_envelope_oversample=%g",
+                 o->aug.remix_oversample);
     meta[k++] = "training.augment", meta[k++] = vals[4];
     for (int t = 0; t < net->n_tasks && t < TRAIN_MAX_TASKS; t++) {
         snprintf(keys[t], sizeof keys[t], "training.train_accuracy.%s", net->task_names[t]);
@@ -417,12 +420,14 @@ int train_run(Network *net, const TrainSet *ts, const TrainOptions *o, Pool *poo
     l.step = train_step_create(net, o->batch);
     l.pool = pool;
     /* The layers cut their products over the pool with OpenBLAS at one
-     * thread: 3x faster per example than OpenBLAS's own threads here, and
-     * the results no longer depend on the thread count (bit-identical). The
-     * batch maker uses the same pool, never at the same time. */
+     * thread: 3x faster per example than OpenBLAS's own threads here. With
+     * AVX-512 kernels the results do not depend on the thread count; with
+     * AVX2 ones they differ by rounding (blas_core_has_avx512), so a resume
+     * must use the same thread count. The batch maker uses the same pool,
+     * never at the same time. */
     if (pool) network_work_set_pool(l.step->work, pool);
     int blas_threads = blas_set_threads(pool ? 1 : 0);
-    l.bm = batch_maker_create(ts, net, o->batch, pool);
+    l.bm = batch_maker_create(ts, net, o->batch, o->aug.remix_oversample, pool);
     l.x = alloc_floats((size_t)o->batch * architecture_stage_numel(&net->arch, -1));
     l.labels = xmalloc(sizeof(int32_t) * (size_t)o->batch * TRAIN_MAX_TASKS);
     double t0 = now_seconds();

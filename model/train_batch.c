@@ -31,11 +31,12 @@ struct BatchMaker {
     float *tmp; /* one cochleagram */
 };
 
-BatchMaker *batch_maker_create(const TrainSet *ts, const Network *net, int batch, Pool *pool) {
+BatchMaker *batch_maker_create(const TrainSet *ts, const Network *net, int batch,
+                               double remix_oversample, Pool *pool) {
     BatchMaker *b = xcalloc(1, sizeof *b);
     b->ts = ts, b->batch = batch, b->n_tasks = net->n_tasks, b->pool = pool;
-    Error err;
-    b->coch = cochleagram_create(&net->front_end, &err); /* train_set_load built it already */
+    Error err; /* train_set_load built this front end already, and the options checked the rate */
+    b->coch = cochleagram_create_reduced(&net->front_end, remix_oversample, &err);
     b->hop = net->front_end.sr / net->front_end.env_sr;
     int nw = pool ? pool_size(pool) : 1;
     b->work = xcalloc((size_t)nw, sizeof(void *));
