@@ -256,7 +256,7 @@ BENCH(cochleagram_reduced_envelope) {
             printf("  %s\n", err.msg);
             return;
         }
-        Cochleagram *ex = cochleagram_create(&cfg, &err), *re = cochleagram_create_reduced(&cfg, 4, &err);
+        Cochleagram *ex = cochleagram_create(&cfg, &err), *re = cochleagram_create_reduced(&cfg, COCHLEAGRAM_REDUCED_OVERSAMPLE, &err);
         if (!ex || !re) {
             printf("  %s\n", err.msg);
             cochleagram_free(ex);

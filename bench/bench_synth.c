@@ -144,7 +144,7 @@ BENCH(synth_steps_default_model_reduced_envelope) {
         printf("  note: models/default.safetensors absent (set METAMERS_SYNTH_MODEL=path): skipped\n");
         return;
     }
-    stage_table(path, "default, --envelope reduced", 5, SYNTH_ENVELOPE_OVERSAMPLE);
+    stage_table(path, "default, --envelope reduced", 5, COCHLEAGRAM_REDUCED_OVERSAMPLE);
 }
 
 /* One whole feather2023 metamer (24000 steps) at the default model's

@@ -43,7 +43,7 @@ static double front_end_forward(double oversample, int *channels, int *frames) {
 
 BENCH(train_front_end_default) {
     int ch, fr;
-    double exact = front_end_forward(0, &ch, &fr), reduced = front_end_forward(TRAIN_REMIX_OVERSAMPLE, &ch, &fr);
+    double exact = front_end_forward(0, &ch, &fr), reduced = front_end_forward(COCHLEAGRAM_REDUCED_OVERSAMPLE, &ch, &fr);
     char note[96];
     snprintf(note, sizeof note, "%d x %d, one thread", ch, fr);
     bench_report("front end 'default' forward", 1e3 * exact, "ms/clip", note);

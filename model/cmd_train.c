@@ -29,7 +29,7 @@ static const char train_usage[] =
     "  --time-masks N:W    N gaps of up to W frames set to silence (default 0:0)\n"
     "  --freq-masks N:W    N bands of up to W channels set to silence (default 0:0)\n"
     "  --remix-envelope E  front end of the fresh remixes: exact (default) or reduced\n"
-    "                      (synth's reduced-rate envelope, ~16x cheaper per clip)\n"
+    "                      (synth's reduced-rate envelope, ~6x cheaper per clip)\n"
     "  --seed N            (default 1)\n"
     "  --resume            continue from <out>.ckpt\n"
     "  --cache DIR         keep the clips' cochleagrams there (half precision)\n"
@@ -111,7 +111,7 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
             break;
         case 'E':
             if (strcmp(optarg, "exact") && strcmp(optarg, "reduced")) return bad("--remix-envelope", optarg);
-            a->o.aug.remix_oversample = strcmp(optarg, "reduced") == 0 ? TRAIN_REMIX_OVERSAMPLE : 0;
+            a->o.aug.remix_oversample = strcmp(optarg, "reduced") == 0 ? COCHLEAGRAM_REDUCED_OVERSAMPLE : 0;
             break;
         case 'h': fputs(train_usage, stdout); return 1;
         default: fputs(train_usage, stderr); return 2;

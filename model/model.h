@@ -48,6 +48,10 @@ void cochleagram_free(Cochleagram *c);
  * tap. Not exact: a close surrogate whose error synth/README.md measures
  * (metamers are judged with the exact one). oversample 0 = exact. */
 Cochleagram *cochleagram_create_reduced(const FrontEndConfig *cfg, double oversample, Error *err);
+/* The oversampling that `synth --envelope reduced` and `train --remix-envelope
+ * reduced` use: output within ~2e-4 of the exact front end on speech and
+ * music, gradient within ~1.5% (synth/README.md). */
+#define COCHLEAGRAM_REDUCED_OVERSAMPLE 4.0
 /* Envelope samples per clip over all channels (channels x samples if exact). */
 int cochleagram_envelope_samples(const Cochleagram *c);
 int cochleagram_channels(const Cochleagram *c); /* e.g. 211 */

@@ -87,15 +87,11 @@ typedef struct {
     int time_masks, time_mask_frames;
     int freq_masks, freq_mask_channels;
     /* Front end of the fresh remixes: 0 = exact, else the reduced-rate
-     * envelope at this oversampling (TRAIN_REMIX_OVERSAMPLE), ~16x cheaper
-     * per clip with the default front end. Cached clips are always exact. */
+     * envelope at this oversampling (COCHLEAGRAM_REDUCED_OVERSAMPLE), ~6x
+     * cheaper per clip with the default front end. Cached clips are always
+     * exact. */
     double remix_oversample;
 } Augment;
-
-/* Envelope oversampling of the fresh remixes with --remix-envelope reduced:
- * the value synth's --envelope reduced uses (synth/README.md measures its
- * error against the exact front end). */
-#define TRAIN_REMIX_OVERSAMPLE 4.0
 
 typedef struct BatchMaker BatchMaker;
 /* remix_oversample: Augment's, fixed for the maker's lifetime. */

@@ -103,7 +103,7 @@ static int settings_from(const Custom *c, SynthSettings *s, Error *err) {
     /* The front end the optimizer sees, not the optimizer: the preset keeps its name. */
     if (c->envelope && strcmp(c->envelope, "exact") != 0) {
         char *end = NULL;
-        if (strcmp(c->envelope, "reduced") == 0) s->envelope_oversample = SYNTH_ENVELOPE_OVERSAMPLE;
+        if (strcmp(c->envelope, "reduced") == 0) s->envelope_oversample = COCHLEAGRAM_REDUCED_OVERSAMPLE;
         else if (strncmp(c->envelope, "reduced:", 8) == 0)
             s->envelope_oversample = strtod(c->envelope + 8, &end);
         if (!(s->envelope_oversample >= 1 && s->envelope_oversample <= 100) || (end && *end))

@@ -94,10 +94,6 @@ typedef struct {
     double envelope_oversample;
 } SynthSettings;
 
-/* `--envelope reduced`'s oversampling: front-end output within ~2e-4 of the
- * exact one on speech and music, gradient within ~1.5% (synth/README.md). */
-#define SYNTH_ENVELOPE_OVERSAMPLE 4.0
-
 /* "feather2023" or "fast"; errors list the presets. */
 int synth_settings_preset(const char *name, SynthSettings *s, Error *err);
 /* "normgrad" / "adam" (returns -1 with an error otherwise). */

@@ -136,7 +136,7 @@ static void tones_loss_falls(TestCtx *t, bool sgd) {
     snprintf(out, sizeof out, "%s/m.safetensors", test_tmpdir(t));
     opts_for(&o, out, 8);
     if (sgd) o.sgd = true, o.lr = 0.05; /* SGD's rate is in gradient units, not Adam's */
-    if (sgd) o.aug.remix_oversample = TRAIN_REMIX_OVERSAMPLE;
+    if (sgd) o.aug.remix_oversample = COCHLEAGRAM_REDUCED_OVERSAMPLE;
     REQUIRE(t, train_run(&net, &ts, &o, NULL, &err) == 0, "%s", err.msg);
     double after = mean_loss(&net, &ts, 8);
     CHECK(t, after < 0.5 * before, "%s: loss %g -> %g", sgd ? "sgd" : "adamw", before, after);
@@ -490,7 +490,7 @@ TEST(train_remix_envelope_reduced) {
     for (int fresh = 0; fresh <= 1; fresh++) {
         Augment a = {.fresh_fraction = fresh, .snr_lo = 0, .snr_hi = 20};
         for (int k = 0; k < 2; k++) {
-            BatchMaker *b = batch_maker_create(&ts, &net, batch, k ? TRAIN_REMIX_OVERSAMPLE : 0, NULL);
+            BatchMaker *b = batch_maker_create(&ts, &net, batch, k ? COCHLEAGRAM_REDUCED_OVERSAMPLE : 0, NULL);
             CHECK(t, batch_make(b, &a, 5, 0, 0, x[k], labels, &err) == (fresh ? batch : 0), "%s", err.msg);
             batch_maker_free(b);
         }
