@@ -58,6 +58,11 @@ int atomic_commit(AtomicFile *af, Error *err);
 void atomic_abort(AtomicFile *af);
 /* Whole-buffer convenience. */
 int atomic_write_file(const char *path, const void *data, size_t n, int mode, Error *err);
+/* Like atomic_write_file, but never replaces an existing path (link, not
+ * rename), so of several processes creating one file the first wins and the
+ * others see its complete content: 0 created, 1 path already existed (the
+ * temp file is dropped), -1 error. */
+int atomic_create_file(const char *path, const void *data, size_t n, int mode, Error *err);
 /* Reads a whole file (NUL-terminated for convenience). */
 int read_file(const char *path, char **data, size_t *size, Error *err);
 /* mkdir -p; mode applies to created directories. */

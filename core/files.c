@@ -68,25 +68,42 @@ void atomic_abort(AtomicFile *af) {
     release(af);
 }
 
-int atomic_commit(AtomicFile *af, Error *err) {
+/* Flush, fsync and close the temp file, then move it to af->path: rename
+ * replaces an existing file; link (exclusive) never does, and reports an
+ * existing one as 1. On error or 1 the temp file is gone and path untouched. */
+static int commit(AtomicFile *af, bool exclusive, Error *err) {
     int failed = fflush(af->f) != 0 || ferror(af->f);
     int saved = errno;
     if (!failed && fsync(fileno(af->f)) != 0) failed = 1, saved = errno;
     if (fclose(af->f) != 0 && !failed) failed = 1, saved = errno;
     af->f = NULL;
-    if (!failed && rename(af->tmp_path, af->path) != 0) failed = 1, saved = errno;
-    if (failed) {
-        error_set(err, "%s: write failed: %s (previous file left unchanged)", af->path,
-                  strerror(saved ? saved : EIO));
+    bool existed = false;
+    if (!failed && exclusive) {
+        if (link(af->tmp_path, af->path) == 0)
+            unlink(af->tmp_path);
+        else if (errno == EEXIST)
+            existed = true;
+        else
+            failed = 1, saved = errno;
+    } else if (!failed && rename(af->tmp_path, af->path) != 0) {
+        failed = 1, saved = errno;
+    }
+    if (failed || existed) {
+        if (failed)
+            error_set(err, "%s: write failed: %s (previous file left unchanged)", af->path,
+                      strerror(saved ? saved : EIO));
         atomic_abort(af);
-        return -1;
+        return failed ? -1 : 1;
     }
     fsync_dir(af->path);
     release(af);
     return 0;
 }
 
-int atomic_write_file(const char *path, const void *data, size_t n, int mode, Error *err) {
+int atomic_commit(AtomicFile *af, Error *err) { return commit(af, false, err); }
+
+static int write_whole(const char *path, const void *data, size_t n, int mode, bool exclusive,
+                       Error *err) {
     AtomicFile af;
     if (atomic_open(&af, path, mode, err) != 0) return -1;
     if (n && fwrite(data, 1, n, af.f) != n) {
@@ -95,7 +112,15 @@ int atomic_write_file(const char *path, const void *data, size_t n, int mode, Er
         atomic_abort(&af);
         return -1;
     }
-    return atomic_commit(&af, err);
+    return commit(&af, exclusive, err);
+}
+
+int atomic_write_file(const char *path, const void *data, size_t n, int mode, Error *err) {
+    return write_whole(path, data, n, mode, false, err);
+}
+
+int atomic_create_file(const char *path, const void *data, size_t n, int mode, Error *err) {
+    return write_whole(path, data, n, mode, true, err);
 }
 
 int read_file(const char *path, char **data, size_t *size, Error *err) {

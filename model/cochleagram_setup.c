@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cochleagram_internal.h"
 
@@ -17,72 +18,160 @@ static double *alloc_doubles(size_t n) { return (double *)alloc_floats(2 * n); }
 /* ------------------------------------------------------------ set-up */
 
 /* FFTW_MEASURE times candidate algorithms, so two processes may pick
- * different ones and round differently (results agree to ~1e-7, not bit for
- * bit), and measuring costs ~0.7 s per process. Wisdom pins the choice: plans
- * are read from a per-user cache file (METAMERS_FFTW_WISDOM, default
- * $XDG_CACHE_HOME/metamers/fftw-wisdom-f32; empty disables), rewritten
- * atomically when planning added to it. So every run on a machine uses the
- * same plans and a resumed synthesis reproduces an uninterrupted one. */
-static const char *wisdom_path(char *buf, size_t n) {
-    const char *env = getenv("METAMERS_FFTW_WISDOM");
-    if (env) return *env ? env : NULL;
+ * different ones, which round differently (~1e-7 per pass); the 24000
+ * normalized-gradient steps of a metamer turn that into a different sound,
+ * and a borderline metamer's verdict with it. (FFTW_ESTIMATE would be
+ * deterministic without any cache, but runs the default front end 1.4-1.6x
+ * slower here.) So plans are made only from wisdom in a plan cache: one
+ * file per set of transforms, written once by the first process that needs
+ * it (link, never rename, so a file is never replaced under a reader) and
+ * then read by every process, the first one included. Each set is planned
+ * from its own file alone, after forgetting FFTW's global wisdom, because
+ * what earlier plans leave there changes which entry a lookup picks (one
+ * problem can be stored under several planner flags). The single shared
+ * file used before let concurrent processes each run their own measured
+ * plans and then overwrite each other's. File names are keyed by the sizes,
+ * FFTW's version and the CPU's SIMD features, so nodes of a cluster with
+ * the same features and a shared home plan alike. Cache directory:
+ * METAMERS_FFTW_WISDOM_DIR, default $XDG_CACHE_HOME/metamers/fftw-wisdom;
+ * empty disables it (each process then measures its own plans). */
+static const char *wisdom_dir(char *buf, size_t n) {
+    const char *env = getenv("METAMERS_FFTW_WISDOM_DIR");
     const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (cache && *cache)
-        snprintf(buf, n, "%s/metamers", cache);
+    if (env)
+        snprintf(buf, n, "%s", env);
+    else if (cache && *cache)
+        snprintf(buf, n, "%s/metamers/fftw-wisdom", cache);
     else if (home && *home)
-        snprintf(buf, n, "%s/.cache/metamers", home);
+        snprintf(buf, n, "%s/.cache/metamers/fftw-wisdom", home);
     else
         return NULL;
     Error err;
-    if (make_dirs(buf, 0755, &err) != 0) return NULL;
-    size_t len = strlen(buf);
-    snprintf(buf + len, n - len, "/fftw-wisdom-f32");
+    return *buf && make_dirs(buf, 0755, &err) == 0 ? buf : NULL;
+}
+
+/* The instruction sets FFTW's codelets test for: wisdom naming an AVX-512
+ * codelet cannot serve an AVX2 machine. */
+static const char *simd_features(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2")) return __builtin_cpu_supports("fma") ? "avx2+fma" : "avx2";
+    if (__builtin_cpu_supports("avx")) return "avx";
+    return "sse2";
+#else
+    return "generic";
+#endif
+}
+
+/* <dir>/plans-<N>-<first 16 hex of sha256(key)>, key naming every size. */
+static const char *wisdom_file(const Cochleagram *c, char *buf, size_t n) {
+    char dir[900], key[512], hex[65];
+    if (!wisdom_dir(dir, sizeof dir)) return NULL;
+    int len = snprintf(key, sizeof key, "%s %s N=%d r2c=%d rates=", fftwf_version,
+                       simd_features(), c->N, !c->rfft);
+    for (int i = 0; i < c->n_rates && len < (int)sizeof key; i++)
+        len += snprintf(key + len, sizeof key - (size_t)len, "%d,", c->N / c->rates[i].step);
+    sha256_hex(key, strlen(key), hex);
+    snprintf(buf, n, "%s/plans-%d-%.16s", dir, c->N, hex);
     return buf;
 }
 
-static void wisdom_import(const char *path) {
-    if (path) fftwf_import_wisdom_from_filename(path); /* a missing file is fine */
+static void destroy_plans(Cochleagram *c) {
+    fftwf_plan plans[3] = {c->ifft, c->c2r, c->r2c};
+    for (int i = 0; i < 3; i++)
+        if (plans[i]) fftwf_destroy_plan(plans[i]);
+    for (int i = 1; i < c->n_rates; i++)
+        if (c->rates[i].plan) fftwf_destroy_plan(c->rates[i].plan);
+    c->ifft = c->c2r = c->r2c = NULL;
+    for (int i = 0; i < c->n_rates; i++) c->rates[i].plan = NULL;
 }
 
-static void wisdom_export(const char *path) {
-    if (!path) return;
-    char *now = fftwf_export_wisdom_to_string(), *old = NULL;
-    size_t n = 0;
-    Error err;
-    bool same = read_file(path, &old, &n, &err) == 0 && now && strcmp(old, now) == 0;
-    if (now && !same) atomic_write_file(path, now, strlen(now), 0644, &err); /* best effort */
-    free(old);
-    fftwf_free(now);
-}
+/* Scratch arrays for planning: MEASURE overwrites them; the plans run later
+ * on other, equally 64-byte aligned, arrays through the new-array API. */
+typedef struct {
+    float *re;
+    fftwf_complex *a, *b;
+} PlanArrays;
 
-/* Every plan, in one locked section with the wisdom read and written once:
- * the N-point inverse FFT (rates[0]) and each reduced rate's. */
-static int make_plans(Cochleagram *c, Error *err) {
+/* Every plan: the N-point inverse FFT (rates[0]) and each reduced rate's
+ * with `measure` (only the complex transforms run per channel, 2 x channels
+ * times per clip, and earn measuring), the real ones, which run once per
+ * pass, estimated. All or none: false leaves no plan. */
+static bool plan_all(Cochleagram *c, const PlanArrays *p, unsigned measure) {
     int N = c->N;
-    float *re = alloc_floats((size_t)N + 16);
-    fftwf_complex *a = alloc_complex((size_t)N), *b = alloc_complex((size_t)N);
-    char buf[1024];
-    const char *wisdom = wisdom_path(buf, sizeof buf);
-    pthread_mutex_lock(&planner_mu);
-    wisdom_import(wisdom);
-    /* MEASURE overwrites the arrays: these are scratch, executed later on
-     * other (equally 64-byte aligned) arrays through the new-array API.
-     * Only the complex transforms run per channel (2 x channels times per
-     * clip) and earn MEASURE's ~0.7 s; the real ones run once per pass. */
-    c->ifft = fftwf_plan_dft_1d(N, a, b, FFTW_BACKWARD, FFTW_MEASURE);
-    c->c2r = fftwf_plan_dft_c2r_1d(N, a, re, FFTW_ESTIMATE);
-    if (!c->rfft) c->r2c = fftwf_plan_dft_r2c_1d(N, re, a, FFTW_ESTIMATE);
+    c->ifft = fftwf_plan_dft_1d(N, p->a, p->b, FFTW_BACKWARD, measure);
     c->rates[0].plan = c->ifft;
-    bool ok = c->ifft && c->c2r && (c->rfft || c->r2c);
+    bool ok = c->ifft != NULL;
     for (int i = 1; i < c->n_rates && ok; i++)
-        ok = (c->rates[i].plan = fftwf_plan_dft_1d(N / c->rates[i].step, a, b, FFTW_BACKWARD,
-                                                   FFTW_MEASURE)) != NULL;
-    wisdom_export(wisdom);
+        ok = (c->rates[i].plan = fftwf_plan_dft_1d(N / c->rates[i].step, p->a, p->b, FFTW_BACKWARD,
+                                                   measure)) != NULL;
+    ok = ok && (c->c2r = fftwf_plan_dft_c2r_1d(N, p->a, p->re, FFTW_ESTIMATE)) != NULL;
+    ok = ok && (c->rfft || (c->r2c = fftwf_plan_dft_r2c_1d(N, p->re, p->a, FFTW_ESTIMATE)));
+    if (!ok) destroy_plans(c);
+    return ok;
+}
+
+static bool plan_from_wisdom(Cochleagram *c, const PlanArrays *p, const char *wisdom) {
+    fftwf_forget_wisdom();
+    return wisdom && fftwf_import_wisdom_from_string(wisdom) &&
+           plan_all(c, p, FFTW_MEASURE | FFTW_WISDOM_ONLY);
+}
+
+/* Measures the plans from scratch and returns them as wisdom text (malloc). */
+static char *measure_wisdom(Cochleagram *c, const PlanArrays *p) {
+    fftwf_forget_wisdom();
+    if (!plan_all(c, p, FFTW_MEASURE)) return NULL;
+    destroy_plans(c);
+    char *fftw_text = fftwf_export_wisdom_to_string();
+    char *text = fftw_text ? xstrdup(fftw_text) : NULL;
+    fftwf_free(fftw_text);
+    return text;
+}
+
+/* Makes c's plans from the cache file's wisdom; without a usable file, from
+ * wisdom measured now and published there, unless another process published
+ * first: then from theirs, so that both use the same plans. A damaged file,
+ * or one from another FFTW, is replaced. A cache that cannot be written
+ * costs only reproducibility. */
+static bool plan_cached(Cochleagram *c, const PlanArrays *p, const char *path) {
+    char *text = NULL;
+    size_t n;
+    Error err;
+    if (path && read_file(path, &text, &n, &err) == 0) {
+        bool ok = plan_from_wisdom(c, p, text);
+        free(text);
+        if (ok) return true;
+        unlink(path);
+    }
+    char *ours = measure_wisdom(c, p);
+    if (!ours) return false;
+    if (path && atomic_create_file(path, ours, strlen(ours), 0644, &err) == 1 &&
+        read_file(path, &text, &n, &err) == 0) {
+        bool ok = plan_from_wisdom(c, p, text);
+        free(text);
+        if (ok) {
+            free(ours);
+            return true;
+        }
+    }
+    bool ok = plan_from_wisdom(c, p, ours);
+    free(ours);
+    return ok;
+}
+
+static int make_plans(Cochleagram *c, Error *err) {
+    size_t N = (size_t)c->N;
+    PlanArrays p = {alloc_floats(N + 16), alloc_complex(N), alloc_complex(N)};
+    char buf[1024];
+    const char *path = wisdom_file(c, buf, sizeof buf);
+    pthread_mutex_lock(&planner_mu);
+    bool ok = plan_cached(c, &p, path);
     pthread_mutex_unlock(&planner_mu);
-    free(re);
-    free(a);
-    free(b);
-    if (!ok) return error_set(err, "front_end: FFTW could not plan a %d-point transform", N);
+    free(p.re);
+    free(p.a);
+    free(p.b);
+    if (!ok) return error_set(err, "front_end: FFTW could not plan a %d-point transform", c->N);
     return 0;
 }
 
@@ -179,14 +268,9 @@ int cochleagram_envelope_samples(const Cochleagram *c) {
 void cochleagram_free(Cochleagram *c) {
     if (!c) return;
     pthread_mutex_lock(&planner_mu);
-    fftwf_plan plans[3] = {c->ifft, c->c2r, c->r2c};
-    for (int i = 0; i < 3; i++)
-        if (plans[i]) fftwf_destroy_plan(plans[i]);
-    for (int i = 1; i < c->n_rates; i++) {
-        if (c->rates[i].plan) fftwf_destroy_plan(c->rates[i].plan);
-        free(c->rates[i].win);
-    }
+    destroy_plans(c);
     pthread_mutex_unlock(&planner_mu);
+    for (int i = 1; i < c->n_rates; i++) free(c->rates[i].win);
     free(c->env_rate);
     free(c->band_start);
     free(c->band_len);

@@ -3,7 +3,10 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../model/model.h"
 #include "test.h"
@@ -468,19 +471,125 @@ TEST(cochleagram_kernels_agree) {
     free(wave), free(cot);
 }
 
-/* METAMERS_FFTW_WISDOM=<file> saves the measured plans for later processes. */
-TEST(cochleagram_fftw_wisdom_file) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/wisdom", test_tmpdir(t));
-    setenv("METAMERS_FFTW_WISDOM", path, 1);
-    Cochleagram *c = make_preset(t, "tiny");
-    unsetenv("METAMERS_FFTW_WISDOM");
-    REQUIRE(t, c, "no front end");
-    cochleagram_free(c);
-    char *text = NULL;
-    size_t n = 0;
+/* The front end `name` (reduced when oversample > 0), planned with the plan
+ * cache in dir, run on a fixed noise clip: its cochleagram (*n floats). */
+static float *cochleagram_with_cache(TestCtx *t, const char *dir, const char *name,
+                                     double oversample, size_t *n) {
     Error err = {{0}};
-    REQUIRE(t, read_file(path, &text, &n, &err) == 0, "%s", err.msg);
+    FrontEndConfig cfg;
+    if (front_end_config_preset(name, &cfg, &err) != 0) return NULL;
+    setenv("METAMERS_FFTW_WISDOM_DIR", dir, 1);
+    Cochleagram *c = cochleagram_create_reduced(&cfg, oversample, &err);
+    unsetenv("METAMERS_FFTW_WISDOM_DIR");
+    if (!c) {
+        test_fail(t, __FILE__, __LINE__, "%s", err.msg);
+        return NULL;
+    }
+    Rng r;
+    rng_seed(&r, 7);
+    float *wave = random_floats(&r, (size_t)cochleagram_samples(c), 0.1);
+    *n = (size_t)cochleagram_channels(c) * (size_t)cochleagram_frames(c);
+    float *out = alloc_floats(*n);
+    CochleagramWork *w = cochleagram_work_create(c, 1);
+    cochleagram_forward(c, w, NULL, wave, out);
+    cochleagram_work_free(w);
+    cochleagram_free(c);
+    free(wave);
+    return out;
+}
+
+/* How many names in dir start with prefix; the last one in *found. */
+static int count_files(const char *dir, const char *prefix, char *found, size_t n) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            count++;
+            if (found) snprintf(found, n, "%s/%s", dir, e->d_name);
+        }
+    closedir(d);
+    return count;
+}
+
+static bool same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    Error err;
+    bool same = read_file(a, &x, &nx, &err) == 0 && read_file(b, &y, &ny, &err) == 0 &&
+                nx == ny && memcmp(x, y, nx) == 0;
+    free(x), free(y);
+    return same;
+}
+
+/* Each front end's plans come from its own cache file, written once: what
+ * other front ends planned before (other sizes, reduced rates) changes
+ * neither the file nor the result, and a damaged file is replaced. */
+TEST(cochleagram_fftw_plans_pinned_by_cache) {
+    char dir[600], plan[900], kept[700];
+    snprintf(dir, sizeof dir, "%s/plans", test_tmpdir(t));
+    snprintf(kept, sizeof kept, "%s/kept", test_tmpdir(t));
+    size_t n, n2;
+    Error err = {{0}};
+    float *first = cochleagram_with_cache(t, dir, "tiny", 0, &n);
+    REQUIRE(t, first, "no cochleagram");
+    REQUIRE(t, count_files(dir, "plans-2000-", plan, sizeof plan) == 1, "want one plan file");
+    char *text = NULL;
+    REQUIRE(t, read_file(plan, &text, &n2, &err) == 0, "%s", err.msg);
     CHECK(t, strncmp(text, "(fftw-", 6) == 0, "not FFTW wisdom: %.40s", text);
+    REQUIRE(t, atomic_write_file(kept, text, n2, 0644, &err) == 0, "%s", err.msg);
     free(text);
+    free(cochleagram_with_cache(t, dir, "small", 0, &n2));
+    free(cochleagram_with_cache(t, dir, "tiny", 4, &n2));
+    CHECK(t, count_files(dir, "plans-", NULL, 0) == 3, "want 3 plan files (tiny, small, tiny reduced)");
+    CHECK(t, count_files(dir, ".plans", NULL, 0) == 0, "temp file left behind");
+    float *again = cochleagram_with_cache(t, dir, "tiny", 0, &n2);
+    REQUIRE(t, again && n2 == n, "no cochleagram");
+    CHECK(t, memcmp(first, again, n * sizeof(float)) == 0, "same cache, different result");
+    CHECK(t, same_file(plan, kept), "the plan file was rewritten");
+    /* A damaged file (here: not wisdom) is measured again and replaced. */
+    REQUIRE(t, atomic_write_file(plan, "damaged\n", 8, 0644, &err) == 0, "%s", err.msg);
+    free(cochleagram_with_cache(t, dir, "tiny", 0, &n2));
+    REQUIRE(t, read_file(plan, &text, &n2, &err) == 0, "%s", err.msg);
+    CHECK(t, strncmp(text, "(fftw-", 6) == 0, "the damaged plan file was not replaced");
+    free(text);
+    free(first), free(again);
+}
+
+/* Two processes that start together with an empty cache both measure; the
+ * second to finish must use the first one's published plans, not its own,
+ * or its results differ from every later run (the default front end's
+ * 40000-point plans differ between measurements often). */
+TEST(cochleagram_fftw_concurrent_processes_agree) {
+    char dir[600], out[2][700];
+    snprintf(dir, sizeof dir, "%s/plans", test_tmpdir(t));
+    pid_t pid[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(out[k], sizeof out[k], "%s/out%d", test_tmpdir(t), k);
+        if ((pid[k] = fork()) == 0) {
+            size_t n;
+            float *y = cochleagram_with_cache(t, dir, "default", 0, &n);
+            Error err;
+            _exit(y && atomic_write_file(out[k], y, n * sizeof(float), 0644, &err) == 0 ? 0 : 1);
+        }
+        REQUIRE(t, pid[k] > 0, "fork failed");
+    }
+    for (int k = 0; k < 2; k++) {
+        int status;
+        CHECK(t, waitpid(pid[k], &status, 0) == pid[k] && WIFEXITED(status) &&
+                     WEXITSTATUS(status) == 0, "process %d failed", k);
+    }
+    size_t n;
+    float *later = cochleagram_with_cache(t, dir, "default", 0, &n);
+    REQUIRE(t, later, "no cochleagram");
+    for (int k = 0; k < 2; k++) {
+        char *data = NULL;
+        size_t bytes = 0;
+        Error err = {{0}};
+        REQUIRE(t, read_file(out[k], &data, &bytes, &err) == 0, "%s", err.msg);
+        CHECK(t, bytes == n * sizeof(float) && memcmp(data, later, bytes) == 0,
+              "process %d planned differently from a later run", k);
+        free(data);
+    }
+    free(later);
 }

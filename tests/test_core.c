@@ -38,6 +38,26 @@ TEST(atomic_file_replaces_or_keeps) {
                  strstr(err.msg, "/nonexistent-dir/x"), "error should name the file: %s", err.msg);
 }
 
+/* The first creator wins; a later one neither replaces nor leaves a temp. */
+TEST(atomic_create_never_replaces) {
+    const char *dir = test_tmpdir(t);
+    char path[600];
+    snprintf(path, sizeof path, "%s/plans", dir);
+    Error err = {0};
+    CHECK(t, atomic_create_file(path, "first", 5, 0644, &err) == 0, "create: %s", err.msg);
+    CHECK(t, atomic_create_file(path, "second", 6, 0644, &err) == 1, "existing file not reported");
+    char *data;
+    size_t n;
+    REQUIRE(t, read_file(path, &data, &n, &err) == 0, "%s", err.msg);
+    CHECK(t, n == 5 && memcmp(data, "first", 5) == 0, "existing file replaced");
+    free(data);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 1", dir);
+    CHECK(t, system(cmd) == 0, "temp file left behind");
+    CHECK(t, atomic_create_file("/nonexistent-dir/x", "a", 1, 0644, &err) == -1 &&
+                 strstr(err.msg, "/nonexistent-dir/x"), "error should name the file: %s", err.msg);
+}
+
 TEST(make_dirs_nested) {
     char path[700];
     snprintf(path, sizeof path, "%s/a/b/c", test_tmpdir(t));
