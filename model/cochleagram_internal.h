@@ -31,6 +31,7 @@ struct Cochleagram {
     RfftDouble *rfft;           /* NULL: the float r2c plan computes X */
     size_t zstride;             /* complex samples per kept analytic signal */
     fftwf_plan ifft, c2r, r2c;
+    char plans_id[17]; /* first 16 hex of sha256 of the wisdom planned from */
     /* Envelope sampling. Exact (cochleagram_create): every channel uses
      * rates[0], every sample. Reduced (cochleagram_create_reduced): channel
      * ch uses rates[env_rate[ch]], whose analytic signal is computed only at

@@ -114,8 +114,13 @@ static bool plan_all(Cochleagram *c, const PlanArrays *p, unsigned measure) {
 
 static bool plan_from_wisdom(Cochleagram *c, const PlanArrays *p, const char *wisdom) {
     fftwf_forget_wisdom();
-    return wisdom && fftwf_import_wisdom_from_string(wisdom) &&
-           plan_all(c, p, FFTW_MEASURE | FFTW_WISDOM_ONLY);
+    if (!wisdom || !fftwf_import_wisdom_from_string(wisdom) ||
+        !plan_all(c, p, FFTW_MEASURE | FFTW_WISDOM_ONLY))
+        return false;
+    char hex[65];
+    sha256_hex(wisdom, strlen(wisdom), hex);
+    snprintf(c->plans_id, sizeof c->plans_id, "%.16s", hex);
+    return true;
 }
 
 /* Measures the plans from scratch and returns them as wisdom text (malloc). */
@@ -282,6 +287,7 @@ void cochleagram_free(Cochleagram *c) {
 }
 
 int cochleagram_channels(const Cochleagram *c) { return c->C; }
+const char *cochleagram_plans_id(const Cochleagram *c) { return c->plans_id; }
 int cochleagram_frames(const Cochleagram *c) { return c->T; }
 int cochleagram_samples(const Cochleagram *c) { return c->N; }
 const FrontEndConfig *cochleagram_config(const Cochleagram *c) { return &c->cfg; }

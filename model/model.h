@@ -57,6 +57,11 @@ int cochleagram_envelope_samples(const Cochleagram *c);
 int cochleagram_channels(const Cochleagram *c); /* e.g. 211 */
 int cochleagram_frames(const Cochleagram *c);   /* e.g. 390 */
 int cochleagram_samples(const Cochleagram *c);  /* e.g. 40000 */
+/* Names the FFTW plans c runs (16 hex digits of the hash of the wisdom they
+ * were made from). Front ends of one configuration with the same id give
+ * bit-identical results; plans measured elsewhere differ in the last bits,
+ * which a long optimization amplifies. */
+const char *cochleagram_plans_id(const Cochleagram *c);
 const FrontEndConfig *cochleagram_config(const Cochleagram *c);
 
 /* Buffers for one clip at a time, for up to n_workers pool workers. Several

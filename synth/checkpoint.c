@@ -4,7 +4,8 @@
  *
  * Tensors: wave [n], loss [step], adam.m and adam.v [n] (Adam only).
  * Metadata: format, key (job identity: model hash, clip, stage, seed,
- * settings), step, start (the probing start chosen), rng (xoshiro state, 4 x 16 hex digits), seconds. */
+ * settings), step, start (the probing start chosen), rng (xoshiro state, 4 x 16 hex digits), seconds,
+ * fftw_plans (cochleagram_plans_id of the front end that made it). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 
 #define CHECKPOINT_FORMAT "metamers-synth-checkpoint/1"
 
-int checkpoint_save(const char *path, const char *key, const SynthSettings *s,
+int checkpoint_save(const char *path, const char *key, const char *plans, const SynthSettings *s,
                     const MetamerState *st, int n, Error *err) {
     SafetensorsWriter w;
     safetensors_writer_init(&w);
@@ -37,6 +38,7 @@ int checkpoint_save(const char *path, const char *key, const SynthSettings *s,
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "start", start, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "rng", rng, err);
     if (rc == 0) rc = safetensors_writer_set_metadata(&w, "seconds", secs, err);
+    if (rc == 0) rc = safetensors_writer_set_metadata(&w, "fftw_plans", plans, err);
     if (rc == 0) rc = safetensors_writer_save(&w, path, err);
     safetensors_writer_free(&w);
     return rc;
@@ -55,8 +57,8 @@ static int parse_rng(const char *s, Rng *r) {
     return 0;
 }
 
-int checkpoint_load(const char *path, const char *key, const SynthSettings *s, MetamerState *st,
-                    int n, int total_steps, Error *err) {
+int checkpoint_load(const char *path, const char *key, const char *plans, const SynthSettings *s,
+                    MetamerState *st, int n, int total_steps, bool *other_plans, Error *err) {
     if (!synth_file_exists(path)) return 0;
     Safetensors f;
     if (safetensors_open(&f, path, err) != 0) return -1;
@@ -80,6 +82,8 @@ int checkpoint_load(const char *path, const char *key, const SynthSettings *s, M
         st->seconds = strtod(secs, NULL);
         const char *start = safetensors_metadata(&f, "start");
         st->start = start ? atoi(start) : 0;
+        const char *made = safetensors_metadata(&f, "fftw_plans");
+        *other_plans = !made || strcmp(made, plans) != 0;
     }
     int64_t shape_n[1] = {n}, shape_l[1] = {st->step};
     if (rc == 0) rc = safetensors_read_f32(&f, "wave", st->wave, 1, shape_n, err);

@@ -165,7 +165,8 @@ static int optimize(Objective *o, const SynthSettings *s, const MetamerSpec *spe
         if (checkpoint && spec->checkpoint && s->checkpoint_every > 0 &&
             st->step % s->checkpoint_every == 0 && st->step < synth_total_steps(s)) {
             st->seconds = base + (now_seconds() - t0);
-            if ((rc = checkpoint_save(spec->checkpoint, spec->key, s, st, n, err)) != 0) break;
+            const char *plans = cochleagram_plans_id(o->m->coch);
+            if ((rc = checkpoint_save(spec->checkpoint, spec->key, plans, s, st, n, err)) != 0) break;
         }
     }
     st->seconds = base + (now_seconds() - t0);
@@ -249,7 +250,8 @@ int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec
     MetamerState st;
     state_init(&st, set, n, total);
     int loaded = spec->checkpoint
-                     ? checkpoint_load(spec->checkpoint, spec->key, set, &st, n, total, err)
+                     ? checkpoint_load(spec->checkpoint, spec->key, cochleagram_plans_id(m->coch), set,
+                                       &st, n, total, &res->resumed_other_plans, err)
                      : 0;
     int rc = loaded < 0 ? -1 : 0;
     int probe = synth_probe_steps(set);
@@ -257,7 +259,8 @@ int synth_metamer(ModelRun *m, const SynthSettings *set, const MetamerSpec *spec
         probe_starts(&o, set, spec, &st, n, res);
         /* Resuming from here must not probe again. */
         if (!res->diverged && spec->checkpoint && set->checkpoint_every > 0 && st.step < total)
-            rc = checkpoint_save(spec->checkpoint, spec->key, set, &st, n, err);
+            rc = checkpoint_save(spec->checkpoint, spec->key, cochleagram_plans_id(m->coch), set, &st,
+                                 n, err);
     } else if (loaded == 0) {
         state_fresh(&st, set, spec->noise_seed, n);
     } else {

@@ -268,6 +268,10 @@ static void run_job(void *vctx, int task, int worker) {
     MetamerResult m;
     Error err = {0};
     int rc = synth_metamer(&r->runs[worker], &r->o->set, &spec, &m, &err);
+    if (rc == 0 && m.resumed_other_plans) /* said even with --quiet, like a divergence */
+        fprintf(stderr, "metamers synth: %s resumed at step %d under other FFTW plans than it "
+                "started with (another machine or plan cache): it will not be bit-identical to "
+                "an uninterrupted run\n", label, m.resumed_from);
     if (rc == 0 && m.diverged) /* said even with --quiet: the row alone is easy to miss */
         fprintf(stderr, "metamers synth: %s stopped, %s (kept, marked failed)\n", label,
                 m.divergence);

@@ -148,6 +148,7 @@ typedef struct {
     int iterations;     /* optimizer steps taken, probes included */
     int start;          /* the probing start chosen (0 without probing) */
     int resumed_from;   /* step of the checkpoint resumed, 0 = fresh */
+    bool resumed_other_plans; /* ... made with other FFTW plans (see checkpoint_load) */
     double seconds;     /* wall time over all sessions (from the checkpoints) */
     double final_loss;  /* at the returned wave */
     double spearman, pearson, snr_db;

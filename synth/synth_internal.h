@@ -33,12 +33,16 @@ typedef struct {
     OptState opt;
 } MetamerState;
 
-int checkpoint_save(const char *path, const char *key, const SynthSettings *s,
+/* plans: cochleagram_plans_id of the front end optimizing. */
+int checkpoint_save(const char *path, const char *key, const char *plans, const SynthSettings *s,
                     const MetamerState *st, int n, Error *err);
 /* 1 = loaded, 0 = no checkpoint at path, -1 = error (unreadable, or made for
- * another job or other settings). st must be initialized for n samples. */
-int checkpoint_load(const char *path, const char *key, const SynthSettings *s, MetamerState *st,
-                    int n, int total_steps, Error *err);
+ * another job or other settings). st must be initialized for n samples.
+ * *other_plans: the checkpoint was made with other FFTW plans (or does not
+ * say), so the resumed result will not be bit-identical to an uninterrupted
+ * run's; resuming is still right, as the procedure is the same. */
+int checkpoint_load(const char *path, const char *key, const char *plans, const SynthSettings *s,
+                    MetamerState *st, int n, int total_steps, bool *other_plans, Error *err);
 
 /* -------------------------------------------------------------- jobs */
 

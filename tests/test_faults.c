@@ -106,12 +106,43 @@ TEST(synth_full_disk_while_checkpointing_keeps_the_last_checkpoint) {
     snprintf(dir, sizeof dir, "%s/relu1", odir);
     CHECK(t, temp_files_in(dir) == 0, "temp files left in %s", dir);
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
+    CHECK(t, !strstr(out, "other FFTW plans"), "same plans, yet: %s", out);
     char csv[800], v[64];
     snprintf(csv, sizeof csv, "%s/metamers.csv", odir);
     char *rows = sfx_slurp(csv);
     CHECK(t, sfx_csv_cell(rows, 1, "iterations", v, sizeof v) && atoi(v) == 6000, "iterations %s", v);
     free(rows);
     CHECK(t, access(ckpt, F_OK) != 0, "checkpoint kept after success");
+}
+
+/* A checkpoint made under other FFTW plans (another machine, another plan
+ * cache) still resumes, since the procedure is the same, but the run says
+ * that the result will not be bit-identical to an uninterrupted one. The
+ * checkpoint's plan id is overwritten in place to stand for another cache. */
+TEST(synth_resume_under_other_fftw_plans_is_said) {
+    SynthFixture f;
+    if (sfx_make(t, &f, "otherplans", 2, false) != 0) return;
+    char out[4096], odir[700], ckpt[800];
+    snprintf(odir, sizeof odir, "%s/out", f.dir);
+    snprintf(ckpt, sizeof ckpt, "%s/relu1/c0_s0.ckpt.safetensors", odir);
+    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu1",
+                    "--clips", "c0", "--preset", "feather2023", "--steps", "1500", "--rounds", "4",
+                    "--checkpoint-every", "1000", "--out", odir, "--quiet", "--threads", "1", NULL};
+    REQUIRE(t, run_with_file_limit(f.dir, synth_cmd_synth, argv, 14000, out, sizeof out) == 1,
+            "no stop at the file limit: %s", out);
+    char *bytes = NULL;
+    size_t n = 0;
+    Error err = {{0}};
+    REQUIRE(t, read_file(ckpt, &bytes, &n, &err) == 0, "%s", err.msg);
+    const char *field = "\"fftw_plans\":\"";
+    char *id = n > 8 ? memmem(bytes + 8, n - 8, field, strlen(field)) : NULL;
+    REQUIRE(t, id && (size_t)(id - bytes) + strlen(field) + 16 < n, "no plan id in the checkpoint");
+    memset(id + strlen(field), '0', 16);
+    REQUIRE(t, atomic_write_file(ckpt, bytes, n, 0644, &err) == 0, "%s", err.msg);
+    free(bytes);
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
+    CHECK(t, strstr(out, "relu1 c0 s0 resumed at step 1000 under other FFTW plans") && one_line(out),
+          "message: %s", out);
 }
 
 /* Metamers of c0 exist; adding c1 on a full disk (no room for a 8 kB WAV)
@@ -282,7 +313,7 @@ static void save_checkpoint_version(int version) {
     for (int i = 0; i < CKPT_N; i++) st.wave[i] = st.opt.m[i] = st.opt.v[i] = (float)version;
     for (int i = 0; i < st.step; i++) st.loss[i] = (float)version;
     Error err;
-    if (checkpoint_save(ckpt_path, "key", &s, &st, CKPT_N, &err) != 0) abort();
+    if (checkpoint_save(ckpt_path, "key", "plans", &s, &st, CKPT_N, &err) != 0) abort();
 }
 
 static bool checkpoint_is_whole(int *version) {
@@ -291,12 +322,13 @@ static bool checkpoint_is_whole(int *version) {
     st.wave = alloc_floats(CKPT_N), st.loss = alloc_floats(64);
     optim_init(&st.opt, &s, CKPT_N);
     Error err = {{0}};
-    bool ok = checkpoint_load(ckpt_path, "key", &s, &st, CKPT_N, 1000, &err) == 1;
+    bool other_plans = true;
+    bool ok = checkpoint_load(ckpt_path, "key", "plans", &s, &st, CKPT_N, 1000, &other_plans, &err) == 1;
     if (!ok) fprintf(stderr, "%s\n", err.msg);
     *version = (int)st.seconds;
     for (int i = 0; ok && i < CKPT_N; i++)
         ok = st.wave[i] == *version && st.opt.m[i] == *version && st.opt.v[i] == *version;
-    ok = ok && st.step == 10 + *version % 50 && st.loss[st.step - 1] == *version;
+    ok = ok && st.step == 10 + *version % 50 && st.loss[st.step - 1] == *version && !other_plans;
     free(st.wave), free(st.loss);
     optim_free(&st.opt);
     return ok;
