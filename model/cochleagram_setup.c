@@ -134,33 +134,32 @@ static char *measure_wisdom(Cochleagram *c, const PlanArrays *p) {
     return text;
 }
 
+/* 1: c planned from the wisdom in file path; 0: the file holds no usable
+ * wisdom (damaged, or from another FFTW); -1: no file to read. */
+static int plan_from_file(Cochleagram *c, const PlanArrays *p, const char *path) {
+    char *text = NULL;
+    size_t n;
+    Error err;
+    int got = read_file(path, &text, &n, &err) == 0 ? plan_from_wisdom(c, p, text) : -1;
+    free(text);
+    return got;
+}
+
 /* Makes c's plans from the cache file's wisdom; without a usable file, from
  * wisdom measured now and published there, unless another process published
  * first: then from theirs, so that both use the same plans. A damaged file,
  * or one from another FFTW, is replaced. A cache that cannot be written
  * costs only reproducibility. */
 static bool plan_cached(Cochleagram *c, const PlanArrays *p, const char *path) {
-    char *text = NULL;
-    size_t n;
-    Error err;
-    if (path && read_file(path, &text, &n, &err) == 0) {
-        bool ok = plan_from_wisdom(c, p, text);
-        free(text);
-        if (ok) return true;
-        unlink(path);
-    }
+    int got = path ? plan_from_file(c, p, path) : -1;
+    if (got == 1) return true;
+    if (got == 0) unlink(path);
     char *ours = measure_wisdom(c, p);
     if (!ours) return false;
-    if (path && atomic_create_file(path, ours, strlen(ours), 0644, &err) == 1 &&
-        read_file(path, &text, &n, &err) == 0) {
-        bool ok = plan_from_wisdom(c, p, text);
-        free(text);
-        if (ok) {
-            free(ours);
-            return true;
-        }
-    }
-    bool ok = plan_from_wisdom(c, p, ours);
+    Error err;
+    bool ok = path && atomic_create_file(path, ours, strlen(ours), 0644, &err) == 1 &&
+              plan_from_file(c, p, path) == 1;
+    ok = ok || plan_from_wisdom(c, p, ours);
     free(ours);
     return ok;
 }

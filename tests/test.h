@@ -6,6 +6,7 @@
 #ifndef TEST_H
 #define TEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -29,6 +30,14 @@ int floats_identical(const float *a, const float *b, size_t n);
 const char *golden_path(const char *name);
 /* A fresh temporary directory for this test (removed by the runner after). */
 const char *test_tmpdir(TestCtx *t);
+/* Whether file path holds exactly these n bytes (false if unreadable). */
+bool test_file_holds(const char *path, const void *bytes, size_t n);
+/* Whether files a and b hold the same bytes (false if either is unreadable). */
+bool test_same_file(const char *a, const char *b);
+/* Entries of dir (not . or ..) whose names contain `part` ("" for all,
+ * ".tmp-" for the temp files an atomic write leaves); the last one's path
+ * in `last` when given. 0 if dir cannot be read. */
+int test_count_names(const char *dir, const char *part, char *last, size_t last_size);
 
 #define TEST(fn)                                                                  \
     static void fn(TestCtx *t);                                                   \

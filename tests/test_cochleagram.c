@@ -3,7 +3,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <dirent.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -498,30 +497,6 @@ static float *cochleagram_with_cache(TestCtx *t, const char *dir, const char *na
     return out;
 }
 
-/* How many names in dir start with prefix; the last one in *found. */
-static int count_files(const char *dir, const char *prefix, char *found, size_t n) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int count = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            count++;
-            if (found) snprintf(found, n, "%s/%s", dir, e->d_name);
-        }
-    closedir(d);
-    return count;
-}
-
-static bool same_file(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    Error err;
-    bool same = read_file(a, &x, &nx, &err) == 0 && read_file(b, &y, &ny, &err) == 0 &&
-                nx == ny && memcmp(x, y, nx) == 0;
-    free(x), free(y);
-    return same;
-}
-
 /* Each front end's plans come from its own cache file, written once: what
  * other front ends planned before (other sizes, reduced rates) changes
  * neither the file nor the result, and a damaged file is replaced. */
@@ -533,7 +508,7 @@ TEST(cochleagram_fftw_plans_pinned_by_cache) {
     Error err = {{0}};
     float *first = cochleagram_with_cache(t, dir, "tiny", 0, &n);
     REQUIRE(t, first, "no cochleagram");
-    REQUIRE(t, count_files(dir, "plans-2000-", plan, sizeof plan) == 1, "want one plan file");
+    REQUIRE(t, test_count_names(dir, "plans-2000-", plan, sizeof plan) == 1, "want one plan file");
     char *text = NULL;
     REQUIRE(t, read_file(plan, &text, &n2, &err) == 0, "%s", err.msg);
     CHECK(t, strncmp(text, "(fftw-", 6) == 0, "not FFTW wisdom: %.40s", text);
@@ -541,12 +516,12 @@ TEST(cochleagram_fftw_plans_pinned_by_cache) {
     free(text);
     free(cochleagram_with_cache(t, dir, "small", 0, &n2));
     free(cochleagram_with_cache(t, dir, "tiny", 4, &n2));
-    CHECK(t, count_files(dir, "plans-", NULL, 0) == 3, "want 3 plan files (tiny, small, tiny reduced)");
-    CHECK(t, count_files(dir, ".plans", NULL, 0) == 0, "temp file left behind");
+    CHECK(t, test_count_names(dir, "plans-", NULL, 0) == 3, "want 3 plan files (tiny, small, tiny reduced)");
+    CHECK(t, test_count_names(dir, ".tmp-", NULL, 0) == 0, "temp file left behind");
     float *again = cochleagram_with_cache(t, dir, "tiny", 0, &n2);
     REQUIRE(t, again && n2 == n, "no cochleagram");
     CHECK(t, memcmp(first, again, n * sizeof(float)) == 0, "same cache, different result");
-    CHECK(t, same_file(plan, kept), "the plan file was rewritten");
+    CHECK(t, test_same_file(plan, kept), "the plan file was rewritten");
     /* A damaged file (here: not wisdom) is measured again and replaced. */
     REQUIRE(t, atomic_write_file(plan, "damaged\n", 8, 0644, &err) == 0, "%s", err.msg);
     free(cochleagram_with_cache(t, dir, "tiny", 0, &n2));

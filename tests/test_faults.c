@@ -4,7 +4,6 @@
  * clear one-line error and the previous files intact and loadable.
  * (The trial log's full disk and SIGKILL tests are in
  * test_experiment_session.c; audio_write_wav's full disk in test_audio.c.) */
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -53,45 +52,48 @@ static int run_with_file_limit(const char *dir, int (*cmd)(int, char **), char *
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Temp files an atomic write left behind in dir (".name.tmp-XXXXXX"). */
-static int temp_files_in(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
 /* At most one line (a trailing newline allowed). */
 static bool one_line(const char *s) {
     const char *nl = strchr(s, '\n');
     return !nl || !nl[1];
 }
 
-static bool same_bytes(const char *a, const char *b) {
-    char *x = sfx_slurp(a), *y = sfx_slurp(b);
-    bool same = x && y && strcmp(x, y) == 0;
-    free(x), free(y);
-    return same;
-}
-
 /* ------------------------------------------------- full disk in synthesis */
 
 /* A checkpoint holds the wave (2000 floats) and the loss so far, so it
  * grows by 4 kB per 1000 steps: under a 14 kB file limit the one at step
- * 1000 fits and the one at step 2000 does not. The run must stop with the
- * file and the reason, keep the step-1000 checkpoint loadable, and resume
- * from it once there is room. */
-TEST(synth_full_disk_while_checkpointing_keeps_the_last_checkpoint) {
+ * 1000 fits and the one at step 2000 does not. CutRun is such a run: the
+ * fixture's c0 at relu1, feather2023 (6000 steps), a checkpoint every 1000,
+ * into <fixture>/out. */
+typedef struct {
     SynthFixture f;
-    if (sfx_make(t, &f, "fullckpt", 2, false) != 0) return;
-    char out[4096], odir[700], ckpt[800];
-    snprintf(odir, sizeof odir, "%s/out", f.dir);
-    snprintf(ckpt, sizeof ckpt, "%s/relu1/c0_s0.ckpt.safetensors", odir);
-    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu1",
+    char odir[700], ckpt[800];
+    char *argv[24];
+} CutRun;
+
+static bool cut_run_make(TestCtx *t, CutRun *r, const char *name) {
+    if (sfx_make(t, &r->f, name, 2, false) != 0) return false;
+    snprintf(r->odir, sizeof r->odir, "%s/out", r->f.dir);
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/relu1/c0_s0.ckpt.safetensors", r->odir);
+    char *argv[] = {"synth", "--model", r->f.model, "--manifest", r->f.manifest, "--stages", "relu1",
                     "--clips", "c0", "--preset", "feather2023", "--steps", "1500", "--rounds", "4",
-                    "--checkpoint-every", "1000", "--out", odir, "--quiet", "--threads", "1", NULL};
-    int rc = run_with_file_limit(f.dir, synth_cmd_synth, argv, 14000, out, sizeof out);
+                    "--checkpoint-every", "1000", "--out", r->odir, "--quiet", "--threads", "1", NULL};
+    memcpy(r->argv, argv, sizeof argv);
+    return true;
+}
+
+/* Runs it under the 14 kB limit: it stops after the step-1000 checkpoint. */
+static int cut_run_stop(CutRun *r, char *out, size_t n) {
+    return run_with_file_limit(r->f.dir, synth_cmd_synth, r->argv, 14000, out, n);
+}
+
+/* The run must stop with the file and the reason, keep the step-1000
+ * checkpoint loadable, and resume from it once there is room. */
+TEST(synth_full_disk_while_checkpointing_keeps_the_last_checkpoint) {
+    CutRun r;
+    if (!cut_run_make(t, &r, "fullckpt")) return;
+    char out[4096], *odir = r.odir, *ckpt = r.ckpt;
+    int rc = cut_run_stop(&r, out, sizeof out);
     CHECK(t, rc == 1, "exit %d: %s", rc, out);
     CHECK(t, strstr(out, ckpt) && strstr(out, "File too large") &&
                  strstr(out, "previous file left unchanged") && one_line(out),
@@ -104,8 +106,8 @@ TEST(synth_full_disk_while_checkpointing_keeps_the_last_checkpoint) {
     safetensors_close(&st);
     char dir[800];
     snprintf(dir, sizeof dir, "%s/relu1", odir);
-    CHECK(t, temp_files_in(dir) == 0, "temp files left in %s", dir);
-    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
+    CHECK(t, test_count_names(dir, ".tmp-", NULL, 0) == 0, "temp files left in %s", dir);
+    REQUIRE(t, sfx_run(r.f.dir, synth_cmd_synth, r.argv, out, sizeof out) == 0, "resume: %s", out);
     CHECK(t, !strstr(out, "other FFTW plans"), "same plans, yet: %s", out);
     char csv[800], v[64];
     snprintf(csv, sizeof csv, "%s/metamers.csv", odir);
@@ -120,27 +122,21 @@ TEST(synth_full_disk_while_checkpointing_keeps_the_last_checkpoint) {
  * that the result will not be bit-identical to an uninterrupted one. The
  * checkpoint's plan id is overwritten in place to stand for another cache. */
 TEST(synth_resume_under_other_fftw_plans_is_said) {
-    SynthFixture f;
-    if (sfx_make(t, &f, "otherplans", 2, false) != 0) return;
-    char out[4096], odir[700], ckpt[800];
-    snprintf(odir, sizeof odir, "%s/out", f.dir);
-    snprintf(ckpt, sizeof ckpt, "%s/relu1/c0_s0.ckpt.safetensors", odir);
-    char *argv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu1",
-                    "--clips", "c0", "--preset", "feather2023", "--steps", "1500", "--rounds", "4",
-                    "--checkpoint-every", "1000", "--out", odir, "--quiet", "--threads", "1", NULL};
-    REQUIRE(t, run_with_file_limit(f.dir, synth_cmd_synth, argv, 14000, out, sizeof out) == 1,
-            "no stop at the file limit: %s", out);
+    CutRun r;
+    if (!cut_run_make(t, &r, "otherplans")) return;
+    char out[4096];
+    REQUIRE(t, cut_run_stop(&r, out, sizeof out) == 1, "no stop at the file limit: %s", out);
     char *bytes = NULL;
     size_t n = 0;
     Error err = {{0}};
-    REQUIRE(t, read_file(ckpt, &bytes, &n, &err) == 0, "%s", err.msg);
+    REQUIRE(t, read_file(r.ckpt, &bytes, &n, &err) == 0, "%s", err.msg);
     const char *field = "\"fftw_plans\":\"";
     char *id = n > 8 ? memmem(bytes + 8, n - 8, field, strlen(field)) : NULL;
     REQUIRE(t, id && (size_t)(id - bytes) + strlen(field) + 16 < n, "no plan id in the checkpoint");
     memset(id + strlen(field), '0', 16);
-    REQUIRE(t, atomic_write_file(ckpt, bytes, n, 0644, &err) == 0, "%s", err.msg);
+    REQUIRE(t, atomic_write_file(r.ckpt, bytes, n, 0644, &err) == 0, "%s", err.msg);
     free(bytes);
-    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "resume: %s", out);
+    REQUIRE(t, sfx_run(r.f.dir, synth_cmd_synth, r.argv, out, sizeof out) == 0, "resume: %s", out);
     CHECK(t, strstr(out, "relu1 c0 s0 resumed at step 1000 under other FFTW plans") && one_line(out),
           "message: %s", out);
 }
@@ -174,13 +170,13 @@ TEST(synth_full_disk_while_writing_metamers_keeps_earlier_ones) {
     int rc = run_with_file_limit(f.dir, synth_cmd_synth, argv, 4000, out, sizeof out);
     CHECK(t, rc == 1 && strstr(out, "c1") && strstr(out, "File too large") && one_line(out),
           "exit %d: %s", rc, out);
-    CHECK(t, same_bytes(csv, keep_csv), "metamers.csv changed by the failed run");
-    CHECK(t, same_bytes(wav, keep_wav), "c0's WAV changed by the failed run");
+    CHECK(t, test_same_file(csv, keep_csv), "metamers.csv changed by the failed run");
+    CHECK(t, test_same_file(wav, keep_wav), "c0's WAV changed by the failed run");
     char p[800];
     snprintf(p, sizeof p, "%s/relu1/c1_s0.wav", odir);
     CHECK(t, access(p, F_OK) != 0, "a partial c1 WAV exists");
     snprintf(p, sizeof p, "%s/relu1", odir);
-    CHECK(t, temp_files_in(p) == 0 && temp_files_in(odir) == 0, "temp files left behind");
+    CHECK(t, test_count_names(p, ".tmp-", NULL, 0) == 0 && test_count_names(odir, ".tmp-", NULL, 0) == 0, "temp files left behind");
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, argv, out, sizeof out) == 0, "with room: %s", out);
     char *rows = sfx_slurp(csv), v[64];
     CHECK(t, sfx_csv_cell(rows, 2, "clip_id", v, sizeof v), "two rows after a rerun: %s", rows);
@@ -224,7 +220,7 @@ static int kill_while_saving(TestCtx *t, const char *dir, void (*writer)(int ver
     unsigned seed = (unsigned)time(NULL);
     writer(0); /* a first version to keep */
     for (int k = 0; k < 20; k++) {
-        int before = temp_files_in(dir);
+        int before = test_count_names(dir, ".tmp-", NULL, 0);
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0)
@@ -232,13 +228,13 @@ static int kill_while_saving(TestCtx *t, const char *dir, void (*writer)(int ver
         /* Even kills at a random moment; odd ones once a temp file is there,
          * so that some land mid-write however the save's phases are timed
          * on a loaded machine. */
-        for (int ms = 0; k % 2 && ms < 5000 && temp_files_in(dir) <= before; ms++)
+        for (int ms = 0; k % 2 && ms < 5000 && test_count_names(dir, ".tmp-", NULL, 0) <= before; ms++)
             nanosleep(&(struct timespec){0, 1000000L}, NULL);
         struct timespec ts = {0, (long)(k % 2 ? rand_r(&seed) % 10 : 5 + rand_r(&seed) % 150) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        mid_write += temp_files_in(dir) > before;
+        mid_write += test_count_names(dir, ".tmp-", NULL, 0) > before;
         int version = -1;
         CHECK(t, check(&version), "kill %d: the file is not a whole version", k);
     }

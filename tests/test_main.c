@@ -2,6 +2,7 @@
  *   run_tests [-n] [substring...]   -n: no fork (for gdb) */
 #include "test.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +72,36 @@ const char *test_tmpdir(TestCtx *t) {
         }
     }
     return tmpdir_buf;
+}
+
+bool test_file_holds(const char *path, const void *bytes, size_t n) {
+    char *data = NULL;
+    size_t size = 0;
+    Error err;
+    bool same = read_file(path, &data, &size, &err) == 0 && size == n && !memcmp(data, bytes, n);
+    free(data);
+    return same;
+}
+
+bool test_same_file(const char *a, const char *b) {
+    char *data = NULL;
+    size_t size = 0;
+    Error err;
+    bool same = read_file(a, &data, &size, &err) == 0 && test_file_holds(b, data, size);
+    free(data);
+    return same;
+}
+
+int test_count_names(const char *dir, const char *part, char *last, size_t last_size) {
+    DIR *d = opendir(dir);
+    int count = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strstr(e->d_name, part)) continue;
+        count++;
+        if (last) snprintf(last, last_size, "%s/%s", dir, e->d_name);
+    }
+    if (d) closedir(d);
+    return count;
 }
 
 static void remove_tmpdir(void) {

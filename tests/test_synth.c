@@ -21,16 +21,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static bool same_file(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    Error e;
-    bool same = read_file(a, &x, &nx, &e) == 0 && read_file(b, &y, &ny, &e) == 0 && nx == ny &&
-                !memcmp(x, y, nx);
-    free(x), free(y);
-    return same;
-}
-
 /* The CSV at path without column `col` (fields without quoted commas). */
 static char *without_column(const char *path, const char *col) {
     char *csv = sfx_slurp(path);
@@ -458,7 +448,7 @@ static void kill_and_resume(TestCtx *t, const SynthFixture *f, const char *prese
         char a[800], b[800];
         snprintf(a, sizeof a, "%s/%s", full, files[i]);
         snprintf(b, sizeof b, "%s/%s", cut, files[i]);
-        CHECK(t, same_file(a, b), "%s (%s): resumed run differs from the uninterrupted one", files[i], preset);
+        CHECK(t, test_same_file(a, b), "%s (%s): resumed run differs from the uninterrupted one", files[i], preset);
     }
     /* The table too, except the wall time. */
     char a[800], b[800];
@@ -565,7 +555,7 @@ TEST(synth_shards_merge_to_the_unsharded_result) {
             char a[800], b[800];
             snprintf(a, sizeof a, "%s/%s/%s_s0.wav", whole, stages[s], clips[c]);
             snprintf(b, sizeof b, "%s/%s/%s_s0.wav", s1, stages[s], clips[c]);
-            CHECK(t, same_file(a, b), "%s %s differs between sharded and unsharded runs", stages[s], clips[c]);
+            CHECK(t, test_same_file(a, b), "%s %s differs between sharded and unsharded runs", stages[s], clips[c]);
         }
     /* Same table, row order included (stage, clip, seed), seconds aside. */
     char a[800], b[800];
