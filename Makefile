@@ -62,8 +62,21 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# The reference outputs live in ../shared/golden. A clone made elsewhere
+# (git clone . /tmp/x) finds them beside the local repository it was cloned
+# from; METAMERS_GOLDEN overrides both.
+ifndef METAMERS_GOLDEN
+ifeq ($(wildcard ../shared/golden),)
+ORIGIN_GOLDEN := $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared/golden)
+ifneq ($(ORIGIN_GOLDEN),)
+export METAMERS_GOLDEN := $(abspath $(ORIGIN_GOLDEN))
+endif
+endif
+endif
+
 check: deps
 	@$(MAKE) --no-print-directory build
+	@if [ -n "$$METAMERS_GOLDEN" ]; then echo "reference outputs: $$METAMERS_GOLDEN"; fi
 	@./$(BUILD)/run_tests $(TESTS)
 
 # (run_tests runs scripts/demo with the program built next to it.)
