@@ -4,7 +4,7 @@
  * participants.tsv, per-stimulus model responses (`metamers eval` CSV) and
  * optionally metamers.csv, applies the exclusions, and writes CSV tables, SVG
  * figures, report.md and report.html (definitions in DESIGN.md, "Analysis
- * definitions"; input columns in analysis/README-analysis.md).
+ * definitions"; input columns in analysis/README.md).
  *
  * The statistics are small pure functions declared here so they can be tested
  * against hand-worked and independently computed values. Every random

@@ -12,7 +12,7 @@ static const char analyze_usage[] =
     "\n"
     "Compares human listeners with a model, per condition, per stage and per clip, and\n"
     "writes CSV tables, SVG figures, report.md and report.html into DIR. Input columns\n"
-    "are described in analysis/README-analysis.md.\n"
+    "are described in analysis/README.md.\n"
     "\n"
     "  --trials GLOB           BIDS trial logs (quote the glob; repeatable), e.g.\n"
     "                          'subjects/sub-*/beh/*_beh.tsv'; files given after the\n"

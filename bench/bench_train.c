@@ -1,7 +1,7 @@
 /* Training throughput of the bundled default model: the front end on one
  * clip (the cost of every fresh noisy mix), and one optimizer step of the
  * branched network per example at the training batch size. These figures
- * decide the default front end, widths and epochs (model/README-train.md). */
+ * decide the default front end, widths and epochs (model/README.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
