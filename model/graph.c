@@ -41,6 +41,11 @@ struct NetworkWork {
     const float *input; /* of the last forward (borrowed) */
     bool *needed, *aliased;
     uint64_t step_seed;
+    /* Task routing (network_route_rows): per target, its examples' rows; per
+     * layer, the one target whose path alone it is on (-1 none, -2 several)
+     * and the rows it runs on in the current forward and backward. */
+    int n_routes, route_first[NETWORK_MAX_ROUTES], route_count[NETWORK_MAX_ROUTES];
+    int *owner, *row0, *rows;
 };
 
 static Window2d window_of(const LayerSpec *l, const int *in) {
@@ -94,11 +99,19 @@ NetworkWork *network_work_create(const Network *net, int batch, bool training) {
     w->dy = xcalloc((size_t)n, sizeof(float *));
     w->needed = xcalloc((size_t)n, sizeof(bool));
     w->aliased = xcalloc((size_t)n, sizeof(bool));
+    w->owner = xcalloc((size_t)n, sizeof(int));
+    w->row0 = xcalloc((size_t)n, sizeof(int));
+    w->rows = xcalloc((size_t)n, sizeof(int));
     size_t scratch = 0, largest = (size_t)batch * architecture_stage_numel(a, -1);
     for (int i = 0; i < n; i++) {
         LayerRun *r = &w->run[i];
         size_t s = setup_run(net, i, batch, r);
         scratch = s > scratch ? s : scratch;
+        for (int rows = 1; training && rows < batch; rows++) { /* routed: fewer rows */
+            LayerRun part;
+            s = setup_run(net, i, rows, &part);
+            scratch = s > scratch ? s : scratch;
+        }
         largest = r->out_count > largest ? r->out_count : largest;
         w->aliased[i] = a->layers[i].op == OP_FLATTEN; /* act points at its input's */
         if (!w->aliased[i]) w->act[i] = alloc_floats(r->out_count);
@@ -136,6 +149,9 @@ void network_work_free(NetworkWork *w) {
     free(w->dy);
     free(w->needed);
     free(w->aliased);
+    free(w->owner);
+    free(w->row0);
+    free(w->rows);
     free(w->scratch);
     free(w->grad_tmp);
     free(w->d_input);
@@ -152,8 +168,12 @@ void network_work_set_pool(NetworkWork *w, Pool *pool) {
         if (r->op == OP_LINEAR) r->u.lin.pool = pool;
         if (r->op != OP_CONV2D) continue;
         r->u.conv.pool = pool;
-        size_t s = conv2d_scratch_floats(&r->u.conv);
-        need = s > need ? s : need;
+        for (int rows = w->training ? 1 : w->batch; rows <= w->batch; rows++) {
+            Conv2d part = r->u.conv;
+            part.n = rows;
+            size_t s = conv2d_scratch_floats(&part);
+            need = s > need ? s : need;
+        }
     }
     if (need > w->scratch_floats) {
         free(w->scratch);
@@ -162,12 +182,60 @@ void network_work_set_pool(NetworkWork *w, Pool *pool) {
     }
 }
 
-/* Marks the layers on the paths from the input to each target. */
+/* Marks the layers on the paths from the input to each target, and the rows
+ * each runs on: a layer on one routed target's path alone runs on that
+ * target's rows, every other layer on the whole batch. */
 static void mark_needed(const Network *net, NetworkWork *w, const int *targets, int n_targets) {
     memset(w->needed, 0, (size_t)w->n_layers * sizeof(bool));
+    for (int i = 0; i < w->n_layers; i++) w->owner[i] = -1;
     for (int k = 0; k < n_targets; k++)
-        for (int i = targets[k]; i >= 0 && !w->needed[i]; i = net->arch.layers[i].input)
+        for (int i = targets[k]; i >= 0 && w->owner[i] != -2 && w->owner[i] != k;
+             i = net->arch.layers[i].input) {
             w->needed[i] = true;
+            w->owner[i] = w->owner[i] == -1 ? k : -2;
+        }
+    for (int i = 0; i < w->n_layers; i++) {
+        int k = w->owner[i];
+        bool routed = k >= 0 && k < w->n_routes;
+        w->row0[i] = routed ? w->route_first[k] : 0;
+        w->rows[i] = routed ? w->route_count[k] : w->batch;
+    }
+}
+
+void network_route_rows(NetworkWork *w, const int *first, const int *count, int n_targets) {
+    w->n_routes = n_targets < NETWORK_MAX_ROUTES ? n_targets : NETWORK_MAX_ROUTES;
+    for (int k = 0; k < w->n_routes; k++) {
+        int f = first[k] < 0 ? 0 : first[k] > w->batch ? w->batch : first[k];
+        w->route_first[k] = f;
+        w->route_count[k] = count[k] < 0 ? 0 : count[k] > w->batch - f ? w->batch - f : count[k];
+    }
+}
+
+/* Layer i's run on its rows, and the offsets of its first row in its input
+ * and output (values). */
+static LayerRun run_rows(const NetworkWork *w, int i, size_t *in_off, size_t *out_off) {
+    LayerRun r = w->run[i];
+    size_t in_per = r.in_count / (size_t)w->batch, out_per = r.out_count / (size_t)w->batch;
+    int rows = w->rows[i];
+    *in_off = (size_t)w->row0[i] * in_per, *out_off = (size_t)w->row0[i] * out_per;
+    if (rows == w->batch) return r;
+    r.in_count = (size_t)rows * in_per, r.out_count = (size_t)rows * out_per;
+    switch (r.op) {
+    case OP_CONV2D: r.u.conv.n = rows; break;
+    case OP_MAXPOOL:
+    case OP_AVGPOOL: r.u.pool.n = rows; break;
+    case OP_BATCHNORM: r.u.bn.n = rows; break;
+    case OP_LRN: r.u.lrn.n = rows; break;
+    case OP_LINEAR: r.u.lin.n = rows; break;
+    case OP_DROPOUT: r.u.drop.count = r.out_count; break;
+    default: break;
+    }
+    return r;
+}
+
+/* argmax slots before layer i's first row */
+static size_t argmax_offset(const NetworkWork *w, int i) {
+    return (size_t)w->row0[i] * (maxpool2d_index_count(&w->run[i].u.pool) / (size_t)w->batch);
 }
 
 static const float *input_act(const Network *net, const NetworkWork *w, int i) {
@@ -237,14 +305,23 @@ static void run_split(NetworkWork *w, SplitJob *j) {
 static void layer_forward(const Network *net, NetworkWork *w, int i) {
     const LayerSpec *l = &net->arch.layers[i];
     const LayerParams *p = &net->params[i];
-    LayerRun *r = &w->run[i];
-    const float *x = input_act(net, w, i);
-    float *y = w->act[i];
+    size_t in_off, out_off;
+    LayerRun run = run_rows(w, i, &in_off, &out_off), *r = &run;
+    if (l->op == OP_FLATTEN) { /* aliases the whole input, whatever the rows */
+        w->act[i] = (float *)input_act(net, w, i);
+        return;
+    }
+    if (w->rows[i] == 0) return;
+    const float *x = input_act(net, w, i) + in_off;
+    float *y = w->act[i] + out_off;
     switch (l->op) {
     case OP_CONV2D: conv2d_forward(&r->u.conv, y, x, p->weight, p->bias, w->scratch); break;
     case OP_RELU:
     case OP_MAXPOOL:
-    case OP_AVGPOOL: run_split(w, &(SplitJob){.r = r, .x = x, .out = y, .argmax = w->argmax[i]}); break;
+    case OP_AVGPOOL:
+        run_split(w, &(SplitJob){.r = r, .x = x, .out = y,
+                                 .argmax = w->argmax[i] ? w->argmax[i] + argmax_offset(w, i) : NULL});
+        break;
     case OP_BATCHNORM:
         if (w->training)
             batchnorm_train_forward(&r->u.bn, y, x, p->weight, p->bias, p->mean, p->var,
@@ -254,7 +331,7 @@ static void layer_forward(const Network *net, NetworkWork *w, int i) {
         break;
     case OP_LRN: lrn_forward(&r->u.lrn, y, x); break;
     case OP_LINEAR: linear_forward(&r->u.lin, y, x, p->weight, p->bias); break;
-    case OP_FLATTEN: w->act[i] = (float *)x; break;
+    case OP_FLATTEN: break; /* above */
     case OP_DROPOUT:
         if (w->training) {
             w->seed[i] = w->step_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
@@ -312,45 +389,48 @@ static float *dx_destination(NetworkWork *w, int in) {
     return *dy_slot(w, in) == own_grad(w, in) ? w->grad_tmp : own_grad(w, in);
 }
 
-/* Records dx (from dx_destination) as a contribution to in's gradient. */
-static void dx_commit(NetworkWork *w, int in, const float *dx, size_t count) {
+/* Records dx (from dx_destination; values [off, off + part) written, of
+ * count) as a contribution to in's gradient. A routed layer writes only its
+ * rows; where it is the first contribution to a wider input, the other rows
+ * are zeroed here. */
+static void dx_commit(NetworkWork *w, int in, float *dx, size_t off, size_t part, size_t count) {
     const float **slot = dy_slot(w, in);
     float *own = own_grad(w, in);
-    if (dx != own)
-        layers_add(own, dx, count); /* grad_tmp onto an existing sum */
-    else if (*slot)
-        layers_add(own, *slot, count); /* onto a borrowed gradient */
+    if (dx != own) {
+        layers_add(own + off, dx + off, part); /* grad_tmp onto an existing sum */
+    } else {
+        memset(own, 0, off * sizeof *own);
+        memset(own + off + part, 0, (count - off - part) * sizeof *own);
+        if (*slot) layers_add(own, *slot, count); /* onto a borrowed gradient */
+    }
     *slot = own;
 }
+
 
 /* Backward of an identity layer: its gradient is its input's, uncopied. */
 static bool is_identity_backward(const NetworkWork *w, LayerOp op, ReluBackward relu_mode) {
     return (op == OP_RELU && relu_mode == RELU_BACKWARD_FAKE) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
 }
 
-/* relu_mode: this layer's, if it is a relu (fake for a target under
- * BACKWARD_FAKE_RELU). */
-static void layer_backward(const Network *net, NetworkWork *w, int i, ReluBackward relu_mode,
-                           bool spread_max, float *d_params) {
-    const LayerSpec *l = &net->arch.layers[i];
+/* The gradient of layer i's input on its rows, dx, from dy (both offset to
+ * the layer's first row). */
+static void backward_op(const Network *net, NetworkWork *w, int i, const LayerRun *r, float *dx,
+                        const float *dy, ReluBackward relu_mode, bool spread_max, float *d_params) {
     const LayerParams *p = &net->params[i];
-    LayerRun *r = &w->run[i];
-    const float *x = input_act(net, w, i), *dy = w->dy[i];
+    size_t in_off, out_off;
+    run_rows(w, i, &in_off, &out_off);
+    const float *x = input_act(net, w, i) + in_off;
     float *dw = d_params && p->weight ? d_params + p->offset : NULL;
     float *db = d_params && p->bias ? d_params + p->offset + p->n_weight : NULL;
-    if (is_identity_backward(w, l->op, relu_mode)) {
-        grad_add(w, l->input, dy, r->in_count);
-        return;
-    }
-    float *dx = dx_destination(w, l->input);
-    switch (l->op) {
+    switch (r->op) {
     case OP_CONV2D: conv2d_backward(&r->u.conv, dx, dw, db, dy, x, p->weight, w->scratch); break;
     case OP_RELU:
     case OP_MAXPOOL:
     case OP_AVGPOOL:
-        run_split(w, &(SplitJob){.r = r, .backward = true, .x = x, .y = w->act[i], .dy = dy,
-                                 .out = dx, .argmax = w->argmax[i], .spread_max = spread_max,
-                                 .relu_mode = relu_mode});
+        run_split(w, &(SplitJob){.r = r, .backward = true, .x = x, .y = w->act[i] + out_off,
+                                 .dy = dy, .out = dx,
+                                 .argmax = w->argmax[i] ? w->argmax[i] + argmax_offset(w, i) : NULL,
+                                 .spread_max = spread_max, .relu_mode = relu_mode});
         break;
     case OP_BATCHNORM:
         if (w->training)
@@ -362,9 +442,29 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, ReluBackwa
     case OP_LRN: lrn_backward(&r->u.lrn, dx, dy, x, w->scratch); break;
     case OP_LINEAR: linear_backward(&r->u.lin, dx, dw, db, dy, x, p->weight); break;
     case OP_DROPOUT: dropout_backward(&r->u.drop, dx, dy, w->seed[i]); break;
-    case OP_FLATTEN: break; /* identity, above */
+    case OP_FLATTEN: memcpy(dx, dy, r->in_count * sizeof *dx); break; /* narrower than its input */
     }
-    dx_commit(w, l->input, dx, r->in_count);
+}
+
+/* relu_mode: this layer's, if it is a relu (fake for a target under
+ * BACKWARD_FAKE_RELU). */
+static void layer_backward(const Network *net, NetworkWork *w, int i, ReluBackward relu_mode,
+                           bool spread_max, float *d_params) {
+    const int in = net->arch.layers[i].input;
+    const size_t in_count = w->run[i].in_count;
+    size_t in_off, out_off;
+    LayerRun r = run_rows(w, i, &in_off, &out_off);
+    bool narrower = in >= 0 ? w->rows[i] != w->rows[in] : w->rows[i] != w->batch;
+    if (is_identity_backward(w, r.op, relu_mode)) {
+        if (!narrower) { /* the same rows: passed on uncopied */
+            grad_add(w, in, w->dy[i], in_count);
+            return;
+        }
+        r.op = OP_FLATTEN; /* a copy of its rows */
+    }
+    float *dx = dx_destination(w, in);
+    backward_op(net, w, i, &r, dx + in_off, w->dy[i] + out_off, relu_mode, spread_max, d_params);
+    dx_commit(w, in, dx, in_off, r.in_count, in_count);
 }
 
 static bool is_target(const int *targets, int n_targets, int i) {
@@ -382,7 +482,7 @@ const float *network_backward(const Network *net, NetworkWork *w, const int *tar
         grad_add(w, targets[k], d_targets[k],
                  (size_t)w->batch * architecture_stage_numel(&net->arch, targets[k]));
     for (int i = w->n_layers - 1; i >= 0; i--) {
-        if (!w->needed[i] || !w->dy[i]) continue;
+        if (!w->needed[i] || !w->dy[i] || w->rows[i] == 0) continue;
         ReluBackward relu_mode = RELU_BACKWARD_EXACT;
         if ((surrogates & BACKWARD_FAKE_RELU) && is_target(targets, n_targets, i))
             relu_mode = RELU_BACKWARD_FAKE;

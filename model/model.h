@@ -213,6 +213,16 @@ int network_work_batch(const NetworkWork *w);
 void network_work_set_pool(NetworkWork *w, Pool *pool);
 /* Seed for dropout masks of the next training forward. */
 void network_set_step_seed(NetworkWork *w, uint64_t seed);
+/* Task routing for a batch whose examples each serve one target (training a
+ * branched network: a word clip's loss does not depend on the genre branch).
+ * From the next forward on, a layer on target k's path alone (k < n_targets)
+ * runs only on rows [first[k], first[k] + count[k]) of the batch, forward and
+ * backward; layers on several paths run on every row. Its other rows are
+ * left as they were and must not be read; the gradients reaching shared
+ * layers are exact. A batchnorm on one path takes its statistics over that
+ * path's rows. n_targets 0 turns routing off. */
+#define NETWORK_MAX_ROUTES 8
+void network_route_rows(NetworkWork *w, const int *first, const int *count, int n_targets);
 
 /* Runs the layers on the paths from the input (batch x [1, H, W], borrowed
  * until the backward) to each target layer, nothing else. */

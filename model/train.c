@@ -23,7 +23,10 @@ struct TrainStep {
     float *grad;         /* d_params, layout of param_block */
     float *dlogits[TRAIN_MAX_TASKS];
     int targets[TRAIN_MAX_TASKS];
-    size_t n_params;
+    size_t n_params, in_numel;
+    bool route;         /* each task's branch on its own examples only */
+    float *x_sorted;    /* the batch grouped by task (routing) */
+    int32_t *labels_sorted;
 };
 
 uint64_t train_mix_seed(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
@@ -43,6 +46,10 @@ TrainStep *train_step_create(const Network *net, int batch) {
     s->n_tasks = net->n_tasks < TRAIN_MAX_TASKS ? net->n_tasks : TRAIN_MAX_TASKS;
     s->work = network_work_create(net, batch, true);
     s->n_params = net->n_params;
+    s->in_numel = (size_t)architecture_stage_numel(&net->arch, -1);
+    s->route = s->n_tasks > 1;
+    s->x_sorted = alloc_floats((size_t)batch * s->in_numel);
+    s->labels_sorted = xmalloc((size_t)batch * (size_t)(s->n_tasks ? s->n_tasks : 1) * sizeof(int32_t));
     s->grad = alloc_floats(net->n_params ? net->n_params : 1);
     for (int t = 0; t < s->n_tasks; t++) {
         s->targets[t] = net->task_layers[t];
@@ -55,15 +62,57 @@ void train_step_free(TrainStep *s) {
     if (!s) return;
     network_work_free(s->work);
     free(s->grad);
+    free(s->x_sorted), free(s->labels_sorted);
     for (int t = 0; t < s->n_tasks; t++) free(s->dlogits[t]);
     free(s);
 }
 
 const float *train_step_grad(const TrainStep *s) { return s->grad; }
 
+void train_step_set_routing(TrainStep *s, bool route) { s->route = route && s->n_tasks > 1; }
+
+/* The first task an example has a label for (n_tasks: none). */
+static int example_task(const TrainStep *s, const int32_t *labels, int b) {
+    int t = 0;
+    while (t < s->n_tasks && labels[(size_t)t * s->batch + b] < 0) t++;
+    return t;
+}
+
+/* Routing: copies the batch grouped by task (stably, so the order is a pure
+ * function of the batch) and gives each task's head the hull of the rows it
+ * has labels in. Each branch then runs on its own examples: the rows of the
+ * others would get exactly zero gradient from it (their label there is -1),
+ * so the gradients are the unrouted ones up to the order of float sums. */
+static void route_batch(TrainStep *s, const float **x, const int32_t **labels) {
+    if (!s->route) {
+        network_route_rows(s->work, NULL, NULL, 0);
+        return;
+    }
+    int first[TRAIN_MAX_TASKS], count[TRAIN_MAX_TASKS], row = 0;
+    for (int key = 0; key <= s->n_tasks; key++)
+        for (int b = 0; b < s->batch; b++) {
+            if (example_task(s, *labels, b) != key) continue;
+            memcpy(s->x_sorted + (size_t)row * s->in_numel, *x + (size_t)b * s->in_numel,
+                   s->in_numel * sizeof(float));
+            for (int t = 0; t < s->n_tasks; t++)
+                s->labels_sorted[(size_t)t * s->batch + row] = (*labels)[(size_t)t * s->batch + b];
+            row++;
+        }
+    for (int t = 0; t < s->n_tasks; t++) {
+        const int32_t *lab = s->labels_sorted + (size_t)t * s->batch;
+        int lo = 0, hi = s->batch;
+        while (lo < hi && lab[lo] < 0) lo++;
+        while (hi > lo && lab[hi - 1] < 0) hi--;
+        first[t] = lo, count[t] = hi - lo;
+    }
+    network_route_rows(s->work, first, count, s->n_tasks);
+    *x = s->x_sorted, *labels = s->labels_sorted;
+}
+
 /* Forward to every task's logits; returns the summed per-task mean losses. */
 static double forward_losses(const Network *net, TrainStep *s, const float *x,
                              const int32_t *labels, uint64_t seed, StepStats *st) {
+    route_batch(s, &x, &labels);
     network_set_step_seed(s->work, seed);
     network_forward(net, s->work, x, s->targets, s->n_tasks);
     double total = 0;
@@ -93,6 +142,7 @@ static double forward_losses(const Network *net, TrainStep *s, const float *x,
 void train_step_run(const Network *net, TrainStep *s, const float *x, const int32_t *labels,
                     uint64_t dropout_seed, StepStats *stats) {
     forward_losses(net, s, x, labels, dropout_seed, stats);
+    if (s->route) labels = s->labels_sorted;
     for (int t = 0; t < s->n_tasks; t++) {
         SoftmaxXent L = {s->batch, net->n_classes[t]};
         softmax_xent_backward(&L, s->dlogits[t], network_activation(s->work, s->targets[t]),

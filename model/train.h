@@ -42,6 +42,10 @@ void train_step_free(TrainStep *s);
 void train_step_run(const Network *net, TrainStep *s, const float *x, const int32_t *labels,
                     uint64_t dropout_seed, StepStats *stats);
 const float *train_step_grad(const TrainStep *s);
+/* Routing (on by default for several tasks): each example runs through the
+ * shared trunk and its own task's branch only (network_route_rows). Off:
+ * every example runs through every branch, for comparison. */
+void train_step_set_routing(TrainStep *s, bool route);
 /* Loss only (training-mode batchnorm and dropout with this seed), for
  * finite-difference checks. Does not touch running statistics' effect on
  * the output (training mode normalizes with batch statistics). */

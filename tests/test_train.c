@@ -379,6 +379,50 @@ TEST(train_gradient_matches_finite_differences) {
     network_free(&net);
 }
 
+/* Routing (each example through the trunk and its own task's branch only)
+ * gives the gradient of running every example through every branch: on
+ * mixed batches, on one with no genre example and on one whose example has
+ * both labels. The float sums run in another order, hence the tolerance. */
+TEST(train_routing_matches_every_branch) {
+    Error err;
+    Network net;
+    REQUIRE(t, tiny_net(&net, 5, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < net.arch.n_layers; i++) /* masks depend on the row order */
+        if (net.arch.layers[i].op == OP_DROPOUT) net.arch.layers[i].dropout_p = 0;
+    enum { B = 7 };
+    size_t in = (size_t)architecture_stage_numel(&net.arch, -1);
+    float *x = alloc_floats(in * B), *g = xmalloc(net.n_params * sizeof(float));
+    Rng r;
+    rng_seed(&r, 9);
+    for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_uniform(&r);
+    const int32_t batches[3][2 * B] = {
+        {1, -1, 0, -1, -1, 1, 0, /* genre */ -1, 0, -1, 1, 1, -1, -1},
+        {1, 0, 0, 1, 1, 0, 1, /* no genre example */ -1, -1, -1, -1, -1, -1, -1},
+        {-1, 1, -1, 0, -1, 1, -1, /* example 3 has both */ 0, -1, 1, 1, 0, -1, 1},
+    };
+    TrainStep *s = train_step_create(&net, B);
+    for (int k = 0; k < 3; k++) {
+        StepStats every, routed;
+        train_step_set_routing(s, false);
+        train_step_run(&net, s, x, batches[k], 3, &every);
+        memcpy(g, train_step_grad(s), net.n_params * sizeof(float));
+        train_step_set_routing(s, true);
+        train_step_run(&net, s, x, batches[k], 3, &routed);
+        double e = rel_l2(train_step_grad(s), g, net.n_params);
+        CHECK(t, e < 1e-5, "batch %d: gradient rel. L2 %g", k, e);
+        for (int task = 0; task < 2; task++)
+            CHECK(t, fabs(routed.loss[task] - every.loss[task]) < 1e-5 &&
+                         routed.correct[task] == every.correct[task] &&
+                         routed.count[task] == every.count[task],
+                  "batch %d task %d: loss %g vs %g, %d/%d vs %d/%d", k, task, routed.loss[task],
+                  every.loss[task], routed.correct[task], routed.count[task], every.correct[task],
+                  every.count[task]);
+    }
+    free(g), free(x);
+    train_step_free(s);
+    network_free(&net);
+}
+
 /* The default network on the `tiny` stimulus recipe (built here, ~10 s). */
 TEST(train_default_on_tiny_recipe) {
     char dir[600];
