@@ -15,103 +15,15 @@
 #include <unistd.h>
 
 #include "../analysis/ana_internal.h"
+#include "analysis_fixture.h"
 #include "test.h"
-
-/* ------------------------------------------------------------ helpers */
-
-static void write_text(TestCtx *t, const char *path, const char *text) {
-    Error err = {{0}};
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0, make_dirs(dir, 0755, &err);
-    if (atomic_write_file(path, text, strlen(text), 0644, &err) != 0)
-        test_fail(t, __FILE__, __LINE__, "write %s: %s", path, err.msg);
-}
-
-static char *join(const char *dir, const char *name) {
-    static char bufs[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(bufs[k], sizeof bufs[k], "%s/%s", dir, name);
-    return bufs[k];
-}
-
-/* One cell of a CSV output: the row whose column key_col equals key. */
-typedef struct {
-    const char *key_col, *key, *col;
-    int ki, ci;
-    char value[256];
-    bool found;
-} Lookup;
-
-static int lookup_row(void *ctx, const TableRow *row, bool header, Error *err) {
-    (void)err;
-    Lookup *l = ctx;
-    if (header) {
-        l->ki = table_col(row, l->key_col);
-        l->ci = table_col(row, l->col);
-        return 0;
-    }
-    if (l->ki >= 0 && l->ci >= 0 && !l->found && strcmp(row->fields[l->ki], l->key) == 0) {
-        snprintf(l->value, sizeof l->value, "%s", row->fields[l->ci]);
-        l->found = true;
-    }
-    return 0;
-}
-
-static const char *csv_text(TestCtx *t, const char *path, const char *key_col, const char *key,
-                            const char *col) {
-    static Lookup l;
-    l = (Lookup){key_col, key, col, -1, -1, "", false};
-    Error err = {{0}};
-    if (table_read(path, ',', lookup_row, &l, &err) != 0 || !l.found) {
-        test_fail(t, __FILE__, __LINE__, "%s: no %s for %s=%s (%s)", path, col, key_col, key,
-                  err.msg);
-        return "";
-    }
-    return l.value;
-}
-
-static double csv_value(TestCtx *t, const char *path, const char *key_col, const char *key,
-                        const char *col) {
-    const char *v = csv_text(t, path, key_col, key, col);
-    return !v[0] || strcmp(v, "NaN") == 0 ? NAN : atof(v);
-}
-
-/* Paths for one test (a test process runs one test, so static is fine). */
-static struct {
-    char glob[2048], participants[2048], model[2048], metamers[2048], out[2048];
-} P;
-
-static AnalysisOptions quick_options(const char *dir, const char **globs) {
-    AnalysisOptions o;
-    analysis_options_default(&o);
-    snprintf(P.glob, sizeof P.glob, "%s/subjects/sub-*/beh/*_beh.tsv", dir);
-    snprintf(P.participants, sizeof P.participants, "%s/participants.tsv", dir);
-    snprintf(P.model, sizeof P.model, "%s/model.csv", dir);
-    snprintf(P.metamers, sizeof P.metamers, "%s/metamers.csv", dir);
-    snprintf(P.out, sizeof P.out, "%s/report", dir);
-    globs[0] = P.glob;
-    o.trial_globs = globs;
-    o.n_trial_globs = 1;
-    o.participants = P.participants;
-    o.model_responses = P.model;
-    o.out = P.out;
-    o.bootstrap = 1000;
-    o.permutations = 2000;
-    o.splits = 200;
-    return o;
-}
 
 /* ----------------------------------------------------- synthetic study */
 
 #define SUBJ 20
 #define CLIPS 60
 #define CONDS 6 /* natural + 5 metamer stages */
-#define LABELS 6
-
-static const char *genre[LABELS] = {"blues", "classical", "country", "disco", "hiphop", "jazz"};
+#define LABELS TEST_GENRES
 static const char *stage_name[CONDS] = {"", "cochleagram", "relu0", "relu1", "relu2", "relu3"};
 /* Human accuracy without lapses for an average clip, per condition: humans
  * fail on deep-stage metamers (Feather 2023); the last is below 0.2. */
@@ -153,13 +65,6 @@ static int wrong_answer(Rng *rng, int label) {
     return (label + 1 + (int)rng_below(rng, LABELS - 1)) % LABELS;
 }
 
-static void append(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void append(Buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    buf_vprintf(b, fmt, ap);
-    va_end(ap);
-}
 
 static const char *trial_header =
     "trial\tblock\ttrial_type\tclip_id\tstimulus_path\tcondition\tstage\tmodel\ttrue_label\t"
@@ -169,7 +74,7 @@ static void trial_row(Buf *b, int n, const char *type, const char *clip, const c
                       int k, int label, int response) {
     append(b, "%d\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t2024-05-01T10:00:%02dZ\t0\n", n,
            type, clip, path, k ? "metamer" : "natural", k ? stage_name[k] : "n/a",
-           k ? "default" : "n/a", genre[label], genre[response], label == response,
+           k ? "default" : "n/a", test_genres[label], test_genres[response], label == response,
            900 + 7 * n % 400, n % 60);
 }
 
@@ -235,12 +140,12 @@ static void simulate(TestCtx *t, const char *dir, Truth *tr, uint64_t seed) {
             tr->item_expected[i] /= item_n[i];
             int top1 = z > 0 ? label : wrong_answer(&rng, label);
             char rel[128];
-            append(&model, "clip%02d,genre,%s,%s,%.6f,%d,/data/study/%s,%s,%s,%s\n", c, genre[label],
-                   genre[top1], tr->model_conf[i], z > 0, stim_path(c, k, rel, sizeof rel),
+            append(&model, "clip%02d,genre,%s,%s,%.6f,%d,/data/study/%s,%s,%s,%s\n", c, test_genres[label],
+                   test_genres[top1], tr->model_conf[i], z > 0, stim_path(c, k, rel, sizeof rel),
                    k ? "metamer" : "natural", k ? stage_name[k] : "n/a", k ? "default" : "n/a");
             if (k)
                 append(&met, "clip%02d,%s,0,fast,100,1.5,0.01,0.9,0.9,20,%s,%s,%s\n", c,
-                       stage_name[k], "true", genre[label], genre[label]);
+                       stage_name[k], "true", test_genres[label], test_genres[label]);
         }
     write_text(t, join(dir, "model.csv"), model.s);
     write_text(t, join(dir, "metamers.csv"), met.s);
@@ -256,7 +161,7 @@ TEST(analysis_end_to_end_recovers_truth) {
     Truth *tr = calloc(1, sizeof *tr);
     simulate(t, dir, tr, 42);
     AnalysisOptions o = quick_options(dir, globs);
-    o.metamers = P.metamers;
+    o.metamers = quick_paths.metamers;
     Error err = {{0}};
     REQUIRE(t, analysis_run(&o, &err) == 0, "analysis_run: %s", err.msg);
     const char *out = o.out;
@@ -380,8 +285,8 @@ static void small_study(TestCtx *t, const char *dir, const char *header_extra, c
                 continue;
             }
             int ok = (c + s) % 3 != 0;
-            append(&b, "%d\tmain\tc%d\tnatural\tn/a\tn/a\t%s\t%s\t%d%s\n", c + 1, c, genre[c % 2],
-                   ok ? genre[c % 2] : genre[2], ok, header_extra[0] ? "\tx" : "");
+            append(&b, "%d\tmain\tc%d\tnatural\tn/a\tn/a\t%s\t%s\t%d%s\n", c + 1, c, test_genres[c % 2],
+                   ok ? test_genres[c % 2] : test_genres[2], ok, header_extra[0] ? "\tx" : "");
         }
         char path[1024];
         snprintf(path, sizeof path, "%s/subjects/sub-0%d/beh/sub-0%d_task-genre_run-1_beh.tsv",
@@ -394,7 +299,7 @@ static void small_study(TestCtx *t, const char *dir, const char *header_extra, c
     Buf m = {0};
     append(&m, "clip_id,task,label,top1,p_top1,correct\n");
     for (int c = 0; c < 6; c++)
-        append(&m, "c%d,genre,%s,%s,0.%d,%d\n", c, genre[c % 2], genre[c % 3 ? c % 2 : 3], 5 + c,
+        append(&m, "c%d,genre,%s,%s,0.%d,%d\n", c, test_genres[c % 2], test_genres[c % 3 ? c % 2 : 3], 5 + c,
                c % 3 != 0);
     write_text(t, join(dir, "model.csv"), m.s);
     buf_free(&m);
@@ -518,7 +423,7 @@ TEST(analysis_error_metamer_not_in_metamers_csv) {
     write_text(t, join(dir, "metamers.csv"),
                "clip,stage,seed,passed\nclip00,relu0,0,true\nclip00,relu0,0,false\n");
     AnalysisOptions o = quick_options(dir, globs);
-    o.metamers = P.metamers;
+    o.metamers = quick_paths.metamers;
     const char *want[] = {"metamers.csv:3: clip 'clip00' stage 'relu0' seed '0' listed twice"};
     expect_error(t, &o, want, 1);
     write_text(t, join(dir, "metamers.csv"), "clip,stage,seed,passed\nclip00,relu0,0,true\n");
@@ -602,229 +507,4 @@ TEST(analysis_table_reader_lines) {
     memset(&r, 0, sizeof r);
     REQUIRE(t, table_read(join(dir, "e.tsv"), '\t', collect, &r, &err) == 0, "%s", err.msg);
     CHECK(t, r.n == 2 && r.first[1][0] == 0, "empty middle field kept");
-}
-
-/* ------------------------------------- end to end through the experiment runner */
-
-/* Simulated observers of `metamers experiment run` (observer "table": answers
- * with a prediction table's top-1, replaced by a random choice with
- * probability lapse) produce real trial logs and participants.tsv; the
- * report must recover each observer's accuracy and the per-stimulus
- * correlation with the model within sampling error. */
-#include "../experiment/experiment.h"
-
-#define R_CLIPS 26 /* 24 with metamers for the main trials, 2 natural-only for catch */
-#define R_SUBJ 12
-#define R_V 6      /* response choices */
-static const char *r_stage[3] = {"", "relu0", "relu2"};
-
-/* Difficulty of clip c in [0, 1): a fixed scramble. */
-static double r_difficulty(int c) { return (double)(c * 7 % R_CLIPS) / R_CLIPS; }
-
-/* Whether the human-like table (the observers) and the model are right on
- * clip c in condition k (0 natural, 1 relu0, 2 relu2): both fail on hard
- * clips, humans also on deep-stage metamers. */
-static int r_human_right(int c, int k) {
-    double lim[3] = {0.8, 0.6, 0.25};
-    return c >= 24 || r_difficulty(c) < lim[k];
-}
-static int r_model_right(int c, int k) { return k ? r_difficulty(c) < 0.9 : r_difficulty(c) < 0.7; }
-
-static void write_wav(TestCtx *t, const char *path) {
-    enum { N = 400, RATE = 20000 };
-    unsigned char b[44 + 2 * N] = {0};
-    uint32_t v32;
-    uint16_t v16;
-#define PUT32(off, v) (v32 = (v), memcpy(b + (off), &v32, 4))
-#define PUT16(off, v) (v16 = (v), memcpy(b + (off), &v16, 2))
-    memcpy(b, "RIFF", 4), PUT32(4, 36 + 2 * N), memcpy(b + 8, "WAVEfmt ", 8);
-    PUT32(16, 16), PUT16(20, 1), PUT16(22, 1), PUT32(24, RATE), PUT32(28, 2 * RATE);
-    PUT16(32, 2), PUT16(34, 16), memcpy(b + 36, "data", 4), PUT32(40, 2 * N);
-    for (int i = 0; i < N; i++) PUT16(44 + 2 * i, (uint16_t)(int16_t)(300 * ((i * 37) % 11 - 5)));
-#undef PUT32
-#undef PUT16
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    *strrchr(dir, '/') = 0;
-    Error err = {{0}};
-    make_dirs(dir, 0755, &err);
-    if (atomic_write_file(path, b, sizeof b, 0644, &err) != 0)
-        test_fail(t, __FILE__, __LINE__, "%s", err.msg);
-}
-
-static const char *r_stim(int c, int k, char *buf, size_t n) {
-    if (k == 0)
-        snprintf(buf, n, "stim/clips/c%02d.wav", c);
-    else
-        snprintf(buf, n, "stim/metamers/%s/c%02d_s0.wav", r_stage[k], c);
-    return buf;
-}
-
-static void runner_study(TestCtx *t, const char *dir) {
-    Buf man = {0}, met = {0}, human = {0}, model = {0}, design = {0};
-    append(&man, "clip_id,path,label,task\n");
-    append(&met, "clip,stage,seed,passed\n");
-    const char *head = "clip_id,task,label,top1,p_top1,correct,stimulus_path,condition,stage,model\n";
-    append(&human, "%s", head);
-    append(&model, "%s", head);
-    char rel[256], path[1024];
-    for (int c = 0; c < R_CLIPS; c++) {
-        int label = c % R_V;
-        append(&man, "c%02d,clips/c%02d.wav,%s,genre\n", c, c, genre[label]);
-        for (int k = 0; k < 3; k++) {
-            if (k && c >= 24) continue;
-            r_stim(c, k, rel, sizeof rel);
-            snprintf(path, sizeof path, "%s/%s", dir, rel);
-            write_wav(t, path);
-            if (k) append(&met, "c%02d,%s,0,true\n", c, r_stage[k]);
-            const char *cond = k ? (k == 1 ? "m_relu0" : "m_relu2") : "natural";
-            int h = r_human_right(c, k), m = r_model_right(c, k);
-            /* The runner's table observer keys rows by clip_id too and rejects a
-             * clip_id with two answers, so its metamer rows go by path only. */
-            char id[16] = "";
-            if (!k) snprintf(id, sizeof id, "c%02d", c);
-            append(&human, "%s,genre,%s,%s,0.9,%d,%s,%s,%s,%s\n", id, genre[label],
-                   genre[h ? label : (label + 1) % R_V], h, rel, cond, k ? r_stage[k] : "n/a",
-                   k ? "default" : "n/a");
-            append(&model, "c%02d,genre,%s,%s,%.3f,%d,%s,%s,%s,%s\n", c, genre[label],
-                   genre[m ? label : (label + 2) % R_V], 0.95 - 0.5 * r_difficulty(c), m, rel,
-                   cond, k ? r_stage[k] : "n/a", k ? "default" : "n/a");
-        }
-    }
-    write_text(t, join(dir, "stim/manifest.csv"), man.s);
-    write_text(t, join(dir, "stim/metamers/metamers.csv"), met.s);
-    write_text(t, join(dir, "human_table.csv"), human.s);
-    write_text(t, join(dir, "model.csv"), model.s);
-    append(&design,
-           "{\"task\": \"genre\", \"seed\": 5, \"manifests\": \"stim/manifest.csv\",\n"
-           " \"metamers\": [{\"model\": \"default\", \"csv\": \"stim/metamers/metamers.csv\"}],\n"
-           " \"conditions\": [{\"name\": \"natural\"}, {\"name\": \"m_relu0\", \"stage\": \"relu0\"},"
-           " {\"name\": \"m_relu2\", \"stage\": \"relu2\"}],\n"
-           " \"trials_per_condition\": 8, \"catch_trials\": 2,\n"
-           " \"response\": {\"mode\": \"choice\", \"choices\": [\"%s\", \"%s\", \"%s\", \"%s\", "
-           "\"%s\", \"%s\"], \"cant_tell\": false},\n"
-           " \"practice\": {\"feedback_trials\": 0, \"scored_trials\": 0},\n"
-           " \"screening\": \"none\", \"calibration\": false, \"pause_ms\": 0}\n",
-           genre[0], genre[1], genre[2], genre[3], genre[4], genre[5]);
-    write_text(t, join(dir, "design.json"), design.s);
-    buf_free(&man), buf_free(&met), buf_free(&human), buf_free(&model), buf_free(&design);
-}
-
-static double r_lapse(int s) { return 0.05 + 0.3 * (s - 1) / (R_SUBJ - 1); }
-
-/* Expected accuracy of participant s from the stimuli in their log. */
-typedef struct {
-    double expected;
-    int n;
-} Expect;
-
-static int expect_row(void *ctx, const TableRow *row, bool header, Error *err) {
-    (void)err;
-    static int c_phase, c_cond, c_clip, c_stage;
-    Expect *e = ctx;
-    if (header) {
-        c_phase = table_col(row, "phase"), c_cond = table_col(row, "condition");
-        c_clip = table_col(row, "clip_id"), c_stage = table_col(row, "stage");
-        return 0;
-    }
-    if (strcmp(row->fields[c_phase], "main") || !strcmp(row->fields[c_cond], "catch")) return 0;
-    int c = atoi(row->fields[c_clip] + 1);
-    const char *st = row->fields[c_stage];
-    int k = !strcmp(st, "relu0") ? 1 : !strcmp(st, "relu2") ? 2 : 0;
-    e->expected += r_human_right(c, k);
-    e->n++;
-    return 0;
-}
-
-static int run_cmd(int (*fn)(int, char **), char **argv) {
-    int argc = 0;
-    while (argv[argc]) argc++;
-    fflush(stdout);
-    int saved = dup(1), devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1); /* the runner's progress output */
-    int rc = fn(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    close(devnull);
-    return rc;
-}
-
-TEST(analysis_end_to_end_with_experiment_runner) {
-    const char *dir = test_tmpdir(t);
-    runner_study(t, dir);
-    char design[1024], data[1024], table[1024], subject[16], observer[1200];
-    snprintf(design, sizeof design, "%s/design.json", dir);
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(table, sizeof table, "%s/human_table.csv", dir);
-    char *build[] = {"build", "--design", design, "--participants", "12", NULL};
-    REQUIRE(t, run_cmd(experiment_cmd_build, build) == 0, "experiment build");
-    for (int s = 1; s <= R_SUBJ; s++) {
-        snprintf(subject, sizeof subject, "%02d", s);
-        snprintf(observer, sizeof observer, "table:%s,lapse=%.4f,seed=%d", table, r_lapse(s), s);
-        char *run[] = {"run", "--design", design, "--subject", subject, "--data-dir", data,
-                       "--observer", observer, NULL};
-        REQUIRE(t, run_cmd(experiment_cmd_run, run) == 0, "experiment run sub-%s", subject);
-    }
-    const char *globs[1];
-    AnalysisOptions o = quick_options(dir, globs);
-    snprintf(P.glob, sizeof P.glob, "%s/sub-*/beh/*_beh.tsv", data);
-    snprintf(P.participants, sizeof P.participants, "%s/participants.tsv", data);
-    snprintf(P.metamers, sizeof P.metamers, "%s/stim/metamers/metamers.csv", dir);
-    o.metamers = P.metamers;
-    o.catch_threshold = 0; /* two catch trials: a lapsing observer may miss both */
-    Error err = {{0}};
-    REQUIRE(t, analysis_run(&o, &err) == 0, "analysis: %s", err.msg);
-    /* Each observer's accuracy: (1 - lapse) * (table right) + lapse / V on
-     * the stimuli in their own log, within 3 binomial SEs. */
-    const char *ex = join(o.out, "exclusions.csv");
-    int within = 0;
-    double got[R_SUBJ], want[R_SUBJ];
-    for (int s = 1; s <= R_SUBJ; s++) {
-        char log[1200], id[16];
-        snprintf(log, sizeof log, "%s/sub-%02d/beh/sub-%02d_task-genre_run-1_beh.tsv", data, s, s);
-        Expect e = {0, 0};
-        REQUIRE(t, table_read(log, '\t', expect_row, &e, &err) == 0, "%s", err.msg);
-        double p = (1 - r_lapse(s)) * e.expected / e.n + r_lapse(s) / R_V;
-        snprintf(id, sizeof id, "sub-%02d", s);
-        got[s - 1] = csv_value(t, ex, "participant_id", id, "main_accuracy");
-        want[s - 1] = p;
-        CHECK(t, csv_value(t, ex, "participant_id", id, "n_main") == 24 &&
-                     csv_value(t, ex, "participant_id", id, "n_catch") == 2,
-              "%s: 24 main and 2 catch trials", id);
-        within += fabs(got[s - 1] - p) < 3 * sqrt(p * (1 - p) / e.n) + 1e-9;
-    }
-    CHECK(t, within >= R_SUBJ - 1, "%d of %d observers within 3 SE of their accuracy", within,
-          R_SUBJ);
-    CHECK(t, stat_pearson(got, want, R_SUBJ) > 0.4, "accuracy follows the lapse rates (r = %.2f)",
-          stat_pearson(got, want, R_SUBJ));
-    /* Per condition: the table is right on 80/60/25% of clips by design,
-     * diluted by the mean lapse; within 3 SEs of 96 trials. */
-    double mean_lapse = 0;
-    for (int s = 1; s <= R_SUBJ; s++) mean_lapse += r_lapse(s) / R_SUBJ;
-    const char *cond = join(o.out, "conditions.csv");
-    const char *names[3] = {"natural", "relu0", "relu2"};
-    for (int k = 0; k < 3; k++) {
-        double right = 0;
-        for (int c = 0; c < 24; c++) right += r_human_right(c, k) / 24.0;
-        double p = (1 - mean_lapse) * right + mean_lapse / R_V;
-        double h = csv_value(t, cond, "condition", names[k], "human_acc");
-        CHECK(t, fabs(h - p) < 3 * sqrt(p * (1 - p) / 96) + 0.02, "%s: %.3f vs %.3f", names[k], h, p);
-    }
-    /* Per stimulus: disattenuated correlation of human accuracy with the
-     * model's correctness vs the noiseless one (phi of the two tables). */
-    double hx[72], mx[72];
-    int n = 0;
-    for (int c = 0; c < 24; c++)
-        for (int k = 0; k < 3; k++) hx[n] = r_human_right(c, k), mx[n++] = r_model_right(c, k);
-    double r_true = stat_pearson(hx, mx, n);
-    const char *pc = join(o.out, "per_clip_correlations.csv");
-    double r_obs = csv_value(t, pc, "scope", "all items", "r_correct");
-    double rel = csv_value(t, pc, "scope", "all items", "reliability_pearson");
-    CHECK(t, rel > 0.3, "reliability %.2f", rel);
-    CHECK(t, fabs(r_obs / sqrt(rel) - r_true) < 0.25, "disattenuated r %.3f vs %.3f (r %.3f)",
-          r_obs / sqrt(rel), r_true, r_obs);
-    CHECK(t, csv_value(t, join(o.out, "error_consistency.csv"), "condition", "natural",
-                       "kappa_hm") > 0.2,
-          "humans and model err on the same natural clips");
 }
