@@ -179,14 +179,21 @@ static void golden_free(GState *s) {
 #define GOLDEN_CONV0 (8 * 71 * 130)
 #define GOLDEN_MAX_ACT GOLDEN_INPUT /* bn0's output is the largest */
 
+/* The golden file and the layer chain built from it. */
+static int golden_open(TestCtx *t, Golden *g, GState *s, size_t *scratch_floats) {
+    if (safetensors_open(&g->st, golden_path("network_small.safetensors"), &g->err) != 0) return -1;
+    if (golden_build(t, g, s, scratch_floats) == 0) return 0;
+    snprintf(g->err.msg, sizeof g->err.msg, "building the layer chain");
+    safetensors_close(&g->st);
+    return -1;
+}
+
 /* bn0 -> conv0 against PyTorch (float64): activation and input gradient. */
 TEST(layers_golden_bn0_conv0) {
     Golden g = {0};
-    REQUIRE(t, safetensors_open(&g.st, golden_path("network_small.safetensors"), &g.err) == 0,
-            "%s", g.err.msg);
     GState s[N_GOLDEN];
     size_t sf;
-    REQUIRE(t, golden_build(t, &g, s, &sf) == 0, "building the golden chain");
+    REQUIRE(t, golden_open(t, &g, s, &sf) == 0, "golden network: %s", g.err.msg);
     float *in = gload(t, &g, "input", GOLDEN_INPUT);
     float *act = gload(t, &g, "act.conv0", GOLDEN_CONV0);
     float *cot = gload(t, &g, "cotangent.conv0", GOLDEN_CONV0);
@@ -207,11 +214,9 @@ TEST(layers_golden_bn0_conv0) {
  * < 1e-4 and input gradients < 1e-3 (DESIGN.md). */
 TEST(layers_golden_all_stages) {
     Golden g = {0};
-    REQUIRE(t, safetensors_open(&g.st, golden_path("network_small.safetensors"), &g.err) == 0,
-            "%s", g.err.msg);
     GState s[N_GOLDEN];
     size_t sf;
-    REQUIRE(t, golden_build(t, &g, s, &sf) == 0, "building the golden chain");
+    REQUIRE(t, golden_open(t, &g, s, &sf) == 0, "golden network: %s", g.err.msg);
     float *in = gload(t, &g, "input", GOLDEN_INPUT);
     REQUIRE(t, in, "input");
     float *scratch = alloc_floats(sf), *d = zeros(GOLDEN_INPUT);
