@@ -398,10 +398,13 @@ static void dx_commit(NetworkWork *w, int in, float *dx, size_t off, size_t part
     float *own = own_grad(w, in);
     if (dx != own) {
         layers_add(own + off, dx + off, part); /* grad_tmp onto an existing sum */
-    } else {
-        memset(own, 0, off * sizeof *own);
-        memset(own + off + part, 0, (count - off - part) * sizeof *own);
-        if (*slot) layers_add(own, *slot, count); /* onto a borrowed gradient */
+    } else { /* in's own rows [lo, hi) hold [off, off + part) */
+        size_t per = count / (size_t)w->batch;
+        size_t lo = in < 0 ? 0 : (size_t)w->row0[in] * per;
+        size_t hi = in < 0 ? count : lo + (size_t)w->rows[in] * per;
+        memset(own + lo, 0, (off - lo) * sizeof *own);
+        memset(own + off + part, 0, (hi - off - part) * sizeof *own);
+        if (*slot) layers_add(own + lo, *slot + lo, hi - lo); /* onto a borrowed gradient */
     }
     *slot = own;
 }

@@ -380,9 +380,10 @@ TEST(train_gradient_matches_finite_differences) {
 }
 
 /* Routing (each example through the trunk and its own task's branch only)
- * gives the gradient of running every example through every branch: on
- * mixed batches, on one with no genre example and on one whose example has
- * both labels. The float sums run in another order, hence the tolerance. */
+ * gives the gradient of running every example through every branch: on a
+ * mixed batch with an unlabelled example, one with no genre example and one
+ * whose example has both labels. The float sums run in another order, hence
+ * the tolerance. */
 TEST(train_routing_matches_every_branch) {
     Error err;
     Network net;
@@ -396,7 +397,7 @@ TEST(train_routing_matches_every_branch) {
     rng_seed(&r, 9);
     for (size_t i = 0; i < in * B; i++) x[i] = (float)rng_uniform(&r);
     const int32_t batches[3][2 * B] = {
-        {1, -1, 0, -1, -1, 1, 0, /* genre */ -1, 0, -1, 1, 1, -1, -1},
+        {1, -1, 0, -1, -1, 1, 0, /* genre; example 4 has no label */ -1, 0, -1, 1, -1, -1, -1},
         {1, 0, 0, 1, 1, 0, 1, /* no genre example */ -1, -1, -1, -1, -1, -1, -1},
         {-1, 1, -1, 0, -1, 1, -1, /* example 3 has both */ 0, -1, 1, 1, 0, -1, 1},
     };
