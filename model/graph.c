@@ -55,8 +55,8 @@ static Window2d window_of(const LayerSpec *l, const int *in) {
     return w;
 }
 
-/* Sizes for one layer at this batch; returns the scratch it needs. */
-static size_t setup_run(const Network *net, int i, int batch, LayerRun *r) {
+/* Sizes for one layer at this batch. */
+static void setup_run(const Network *net, int i, int batch, LayerRun *r) {
     const LayerSpec *l = &net->arch.layers[i];
     const int *in = network_input_shape_of(net, i);
     int in_numel = in[0] * in[1] * in[2], hw = in[1] * in[2];
@@ -66,20 +66,36 @@ static size_t setup_run(const Network *net, int i, int batch, LayerRun *r) {
     switch (l->op) {
     case OP_CONV2D:
         r->u.conv = (Conv2d){batch, in[0], l->out_features, window_of(l, in), NULL};
-        return conv2d_scratch_floats(&r->u.conv);
+        return;
     case OP_MAXPOOL:
-    case OP_AVGPOOL: r->u.pool = (Pool2d){batch, in[0], window_of(l, in)}; return 0;
+    case OP_AVGPOOL: r->u.pool = (Pool2d){batch, in[0], window_of(l, in)}; return;
     case OP_BATCHNORM:
         r->u.bn = (BatchNorm){batch, in[0], hw, (float)l->eps, (float)l->momentum};
-        return 0;
+        return;
     case OP_LRN:
         r->u.lrn = (Lrn){batch, in[0], hw, l->lrn_radius, (float)l->lrn_bias, (float)l->lrn_alpha,
                          (float)l->lrn_beta};
-        return lrn_scratch_floats(&r->u.lrn);
-    case OP_LINEAR: r->u.lin = (Linear){batch, in_numel, l->out_features, NULL}; return 0;
-    case OP_DROPOUT: r->u.drop = (Dropout){r->out_count, (float)l->dropout_p}; return 0;
-    default: return 0;
+        return;
+    case OP_LINEAR: r->u.lin = (Linear){batch, in_numel, l->out_features, NULL}; return;
+    case OP_DROPOUT: r->u.drop = (Dropout){r->out_count, (float)l->dropout_p}; return;
+    default: return;
     }
+}
+
+/* Scratch a layer needs. A conv's depends on its batch through how it groups
+ * examples, not monotonically; in training, routing may run it on any number
+ * of rows up to the batch. */
+static size_t run_scratch(const LayerRun *r, bool training) {
+    if (r->op == OP_LRN) return lrn_scratch_floats(&r->u.lrn);
+    if (r->op != OP_CONV2D) return 0;
+    size_t need = 0;
+    for (int rows = training ? 1 : r->u.conv.n; rows <= r->u.conv.n; rows++) {
+        Conv2d part = r->u.conv;
+        part.n = rows;
+        size_t s = conv2d_scratch_floats(&part);
+        need = s > need ? s : need;
+    }
+    return need;
 }
 
 NetworkWork *network_work_create(const Network *net, int batch, bool training) {
@@ -105,13 +121,9 @@ NetworkWork *network_work_create(const Network *net, int batch, bool training) {
     size_t scratch = 0, largest = (size_t)batch * architecture_stage_numel(a, -1);
     for (int i = 0; i < n; i++) {
         LayerRun *r = &w->run[i];
-        size_t s = setup_run(net, i, batch, r);
+        setup_run(net, i, batch, r);
+        size_t s = run_scratch(r, training);
         scratch = s > scratch ? s : scratch;
-        for (int rows = 1; training && rows < batch; rows++) { /* routed: fewer rows */
-            LayerRun part;
-            s = setup_run(net, i, rows, &part);
-            scratch = s > scratch ? s : scratch;
-        }
         largest = r->out_count > largest ? r->out_count : largest;
         w->aliased[i] = a->layers[i].op == OP_FLATTEN; /* act points at its input's */
         if (!w->aliased[i]) w->act[i] = alloc_floats(r->out_count);
@@ -168,12 +180,8 @@ void network_work_set_pool(NetworkWork *w, Pool *pool) {
         if (r->op == OP_LINEAR) r->u.lin.pool = pool;
         if (r->op != OP_CONV2D) continue;
         r->u.conv.pool = pool;
-        for (int rows = w->training ? 1 : w->batch; rows <= w->batch; rows++) {
-            Conv2d part = r->u.conv;
-            part.n = rows;
-            size_t s = conv2d_scratch_floats(&part);
-            need = s > need ? s : need;
-        }
+        size_t s = run_scratch(r, w->training);
+        need = s > need ? s : need;
     }
     if (need > w->scratch_floats) {
         free(w->scratch);
@@ -409,19 +417,17 @@ static void dx_commit(NetworkWork *w, int in, float *dx, size_t off, size_t part
     *slot = own;
 }
 
-
 /* Backward of an identity layer: its gradient is its input's, uncopied. */
 static bool is_identity_backward(const NetworkWork *w, LayerOp op, ReluBackward relu_mode) {
     return (op == OP_RELU && relu_mode == RELU_BACKWARD_FAKE) || op == OP_FLATTEN || (op == OP_DROPOUT && !w->training);
 }
 
-/* The gradient of layer i's input on its rows, dx, from dy (both offset to
- * the layer's first row). */
-static void backward_op(const Network *net, NetworkWork *w, int i, const LayerRun *r, float *dx,
-                        const float *dy, ReluBackward relu_mode, bool spread_max, float *d_params) {
+/* The gradient of layer i's input on its rows (r: run_rows, offsets in_off
+ * and out_off) into dx from dy, both offset to the layer's first row. */
+static void backward_op(const Network *net, NetworkWork *w, int i, const LayerRun *r,
+                        size_t in_off, size_t out_off, float *dx, const float *dy,
+                        ReluBackward relu_mode, bool spread_max, float *d_params) {
     const LayerParams *p = &net->params[i];
-    size_t in_off, out_off;
-    run_rows(w, i, &in_off, &out_off);
     const float *x = input_act(net, w, i) + in_off;
     float *dw = d_params && p->weight ? d_params + p->offset : NULL;
     float *db = d_params && p->bias ? d_params + p->offset + p->n_weight : NULL;
@@ -466,7 +472,8 @@ static void layer_backward(const Network *net, NetworkWork *w, int i, ReluBackwa
         r.op = OP_FLATTEN; /* a copy of its rows */
     }
     float *dx = dx_destination(w, in);
-    backward_op(net, w, i, &r, dx + in_off, w->dy[i] + out_off, relu_mode, spread_max, d_params);
+    backward_op(net, w, i, &r, in_off, out_off, dx + in_off, w->dy[i] + out_off, relu_mode,
+                spread_max, d_params);
     dx_commit(w, in, dx, in_off, r.in_count, in_count);
 }
 

@@ -109,10 +109,10 @@ static void route_batch(TrainStep *s, const float **x, const int32_t **labels) {
     *x = s->x_sorted, *labels = s->labels_sorted;
 }
 
-/* Forward to every task's logits; returns the summed per-task mean losses. */
+/* Forward to every task's logits (x and labels as route_batch left them);
+ * returns the summed per-task mean losses. */
 static double forward_losses(const Network *net, TrainStep *s, const float *x,
                              const int32_t *labels, uint64_t seed, StepStats *st) {
-    route_batch(s, &x, &labels);
     network_set_step_seed(s->work, seed);
     network_forward(net, s->work, x, s->targets, s->n_tasks);
     double total = 0;
@@ -141,8 +141,8 @@ static double forward_losses(const Network *net, TrainStep *s, const float *x,
 
 void train_step_run(const Network *net, TrainStep *s, const float *x, const int32_t *labels,
                     uint64_t dropout_seed, StepStats *stats) {
+    route_batch(s, &x, &labels);
     forward_losses(net, s, x, labels, dropout_seed, stats);
-    if (s->route) labels = s->labels_sorted;
     for (int t = 0; t < s->n_tasks; t++) {
         SoftmaxXent L = {s->batch, net->n_classes[t]};
         softmax_xent_backward(&L, s->dlogits[t], network_activation(s->work, s->targets[t]),
@@ -155,14 +155,15 @@ void train_step_run(const Network *net, TrainStep *s, const float *x, const int3
 
 double train_step_loss(const Network *net, TrainStep *s, const float *x, const int32_t *labels,
                        uint64_t dropout_seed) {
+    route_batch(s, &x, &labels);
     return forward_losses(net, s, x, labels, dropout_seed, NULL);
 }
 
 /* ------------------------------------------------- AdamW (or SGD: --optimizer) */
 
 /* A run of parameters that one update rule covers: a layer's weights
- * (decayed unless batchnorm) or its biases. Running statistics are in no
- * run: they are frozen for the optimizer. */
+ * (decayed unless batchnorm) or its biases, merged with the next when alike.
+ * Running statistics are in no run: they are frozen for the optimizer. */
 typedef struct {
     size_t start, end;
     bool decay;
@@ -188,11 +189,6 @@ static void adam_add_run(Adam *a, size_t start, size_t n, bool decay) {
     a->runs[a->n_runs++] = (AdamRun){start, start + n, decay};
 }
 
-static int cmp_run_start(const void *x, const void *y) {
-    size_t a = ((const AdamRun *)x)->start, b = ((const AdamRun *)y)->start;
-    return (a > b) - (a < b);
-}
-
 static void adam_init(Adam *a, const Network *net) {
     a->n = net->n_params;
     a->m = alloc_floats(a->n ? a->n : 1);
@@ -200,22 +196,14 @@ static void adam_init(Adam *a, const Network *net) {
     memset(a->m, 0, a->n * sizeof(float));
     memset(a->v, 0, a->n * sizeof(float));
     a->t = 0;
-    int n_layers = net->arch.n_layers;
-    AdamRun *spans = xmalloc((size_t)(2 * n_layers + 1) * sizeof *spans);
-    int n = 0;
-    for (int i = 0; i < n_layers; i++) {
+    a->runs = xmalloc((size_t)(2 * net->arch.n_layers + 1) * sizeof *a->runs);
+    a->n_runs = 0;
+    for (int i = 0; i < net->arch.n_layers; i++) { /* layers lie in order in the block */
         const LayerParams *p = &net->params[i];
         bool bn = net->arch.layers[i].op == OP_BATCHNORM;
-        spans[n++] = (AdamRun){p->offset, p->offset + (size_t)p->n_weight, !bn};
-        spans[n++] = (AdamRun){p->offset + (size_t)p->n_weight,
-                               p->offset + (size_t)p->n_weight + (size_t)p->n_bias, false};
+        adam_add_run(a, p->offset, (size_t)p->n_weight, !bn);
+        adam_add_run(a, p->offset + (size_t)p->n_weight, (size_t)p->n_bias, false);
     }
-    qsort(spans, (size_t)n, sizeof *spans, cmp_run_start);
-    a->runs = xmalloc((size_t)(n + 1) * sizeof *a->runs);
-    a->n_runs = 0;
-    for (int i = 0; i < n; i++)
-        adam_add_run(a, spans[i].start, spans[i].end - spans[i].start, spans[i].decay);
-    free(spans);
 }
 
 static void adam_free(Adam *a) { free(a->m), free(a->v), free(a->runs); }
