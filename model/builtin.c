@@ -25,6 +25,9 @@ typedef struct {
      * default front end's 42 channels, 3 leaves relu2 2 frequency rows, 2
      * leaves 3, 1 leaves 6. */
     int conv0_freq_stride;
+    /* batchnorm before the task's conv3, conv4 and fc, as in the trunk
+     * (with routing its statistics come from that task's examples only) */
+    bool branch_bn[4];
 } CochCNN9Widths;
 
 static json_t *layer(const char *name, const char *op) {
@@ -62,13 +65,17 @@ static void add(json_t *layers, json_t *l, const char *prefix) {
 }
 
 static void add_head(json_t *layers, const CochCNN9Widths *w, int task, const char *prefix) {
+    bool bn = w->branch_bn[task];
+    if (bn) add(layers, batchnorm("bn3"), prefix);
     add(layers, conv("conv3", w->conv[3], 2, 5, 1, 1), prefix);
     add(layers, layer("relu3", "relu"), prefix);
+    if (bn) add(layers, batchnorm("bn4"), prefix);
     add(layers, conv("conv4", w->conv[4], 2, 5, 1, 1), prefix);
     add(layers, layer("relu4", "relu"), prefix);
     json_t *pool = window_layer("avgpool", "avgpool", 2, 5, 2, 2);
     json_object_set_new(pool, "count_include_pad", json_true());
     add(layers, pool, prefix);
+    if (bn) add(layers, batchnorm("bnfc"), prefix);
     add(layers, layer("flatten", "flatten"), prefix);
     json_t *fc = layer("fullyconnected", "linear");
     json_object_set_new(fc, "out", json_integer(w->fc));
@@ -170,9 +177,9 @@ void network_init_he(Network *net, uint64_t seed) {
 
 static int builtin_widths(const char *name, CochCNN9Widths *w) {
     static const CochCNN9Widths cochcnn9 = {
-        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3};
+        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3, {false}};
     static const CochCNN9Widths golden_small = {
-        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3};
+        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3, {false}};
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
@@ -180,13 +187,18 @@ static int builtin_widths(const char *name, CochCNN9Widths *w) {
      * the word branch has 15x more training clips, and dropout there made
      * the word head learn ~3x more slowly (model/README.md). */
     static const CochCNN9Widths default_net = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2};
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}};
+    /* Probe: batchnorm in the word branch only (a batch holds ~2 genre
+     * clips, too few for batch statistics). */
+    static const CochCNN9Widths default_bn = {
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {true, false}};
     /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
     static const CochCNN9Widths default_f1 = {
-        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1};
+        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1, {false}};
     if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
     if (strcmp(name, "default") == 0) return *w = default_net, 0;
     if (strcmp(name, "default-f1") == 0) return *w = default_f1, 0;
+    if (strcmp(name, "default-bn") == 0) return *w = default_bn, 0;
     if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
     return -1;
 }
@@ -202,7 +214,7 @@ int network_builtin_classes(Network *net, const char *name, const FrontEndConfig
     memset(net, 0, sizeof *net);
     CochCNN9Widths w;
     if (builtin_widths(name, &w) != 0)
-        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-f1)", name);
+        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-bn, default-f1)", name);
     for (int k = 0; n_classes && k < w.n_tasks; k++)
         if (n_classes[k] > 0) w.n_classes[k] = n_classes[k];
     Cochleagram *c = cochleagram_create(fe, err);
