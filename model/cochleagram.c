@@ -30,8 +30,9 @@
 
 /* ------------------------------------------------------------ hot kernels */
 
-/* The envelope kernels need a vector square root. With the default
- * -fmath-errno neither GCC nor clang vectorizes sqrtf, so they are written
+/* The envelope kernels need a vector square root. With -fmath-errno (the
+ * compilers' default; the Makefile passes -fno-math-errno, other builds may
+ * not) neither GCC nor clang vectorizes sqrtf, so they are written
  * with intrinsics for AVX-512 and AVX2 (picked at run time) beside a scalar
  * version that gives the same bits (no FMA contraction anywhere: ISO C mode
  * does not contract, and the vector code multiplies and adds separately). */
