@@ -30,6 +30,8 @@ static const char train_usage[] =
     "  --freq-masks N:W    N bands of up to W channels set to silence (default 0:0)\n"
     "  --remix-envelope E  front end of the fresh remixes: exact (default) or reduced\n"
     "                      (synth's reduced-rate envelope, ~6x cheaper per clip)\n"
+    "  --augment-from N    epochs before epoch N (1-based) train without the fresh\n"
+    "                      remix, frequency shift and masks (default 1: all epochs)\n"
     "  --seed N            (default 1)\n"
     "  --resume            continue from <out>.ckpt\n"
     "  --cache DIR         keep the clips' cochleagrams there (half precision)\n"
@@ -63,7 +65,7 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         {"freq-shift", 1, 0, 'q'}, {"time-masks", 1, 0, 'T'}, {"freq-masks", 1, 0, 'Q'},
         {"resume", 0, 0, 'R'},   {"cache", 1, 0, 'c'}, {"log", 1, 0, 'L'},
         {"recipe", 1, 0, 'n'},   {"stop-after", 1, 0, 'x'}, {"optimizer", 1, 0, 'O'},
-        {"remix-envelope", 1, 0, 'E'}, {"help", 0, 0, 'h'},
+        {"remix-envelope", 1, 0, 'E'}, {"augment-from", 1, 0, 'A'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (TrainArgs){.arch = "default", .front_end = "default"};
     train_options_default(&a->o);
@@ -113,6 +115,12 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
             if (strcmp(optarg, "exact") && strcmp(optarg, "reduced")) return bad("--remix-envelope", optarg);
             a->o.aug.remix_oversample = strcmp(optarg, "reduced") == 0 ? COCHLEAGRAM_REDUCED_OVERSAMPLE : 0;
             break;
+        case 'A': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 100000) return bad("--augment-from", optarg);
+            a->o.augment_from_epoch = (int)v - 1;
+            break;
+        }
         case 'h': fputs(train_usage, stdout); return 1;
         default: fputs(train_usage, stderr); return 2;
         }

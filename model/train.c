@@ -439,9 +439,13 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
              o->aug.max_shift_frames, o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi,
              o->aug.freq_shift, o->aug.time_masks, o->aug.time_mask_frames, o->aug.freq_masks,
              o->aug.freq_mask_channels);
-    if (o->aug.remix_oversample > 0) /* absent when exact, as in files made before the option */
+    /* both absent at their defaults, as in files made before the options */
+    if (o->aug.remix_oversample > 0)
         snprintf(vals[4] + strlen(vals[4]), sizeof vals[4] - strlen(vals[4]), " remix_envelope_oversample=%g",
                  o->aug.remix_oversample);
+    if (o->augment_from_epoch > 0)
+        snprintf(vals[4] + strlen(vals[4]), sizeof vals[4] - strlen(vals[4]), " from_epoch=%d",
+                 o->augment_from_epoch + 1);
     meta[k++] = "training.augment", meta[k++] = vals[4];
     for (int t = 0; t < net->n_tasks && t < TRAIN_MAX_TASKS; t++) {
         snprintf(keys[t], sizeof keys[t], "training.train_accuracy.%s", net->task_names[t]);
@@ -492,8 +496,11 @@ static int run_epoch(Network *net, Loop *l, const TrainOptions *o, int e, int st
                      EpochSums *sums, long *fresh, double t0, int64_t done0, Error *err) {
     int64_t total = (int64_t)o->epochs * steps;
     double last = now_seconds();
+    Augment aug = o->aug;
+    if (e < o->augment_from_epoch) /* time shifts and the remix's front end stay */
+        aug.fresh_fraction = 0, aug.freq_shift = 0, aug.time_masks = 0, aug.freq_masks = 0;
     for (int k = 0; k < steps; k++) {
-        int nf = batch_make(l->bm, &o->aug, o->seed, e, k, l->x, l->labels, err);
+        int nf = batch_make(l->bm, &aug, o->seed, e, k, l->x, l->labels, err);
         if (nf < 0) return -1;
         *fresh += nf;
         StepStats st;

@@ -123,6 +123,10 @@ typedef struct {
     bool sgd;               /* SGD with momentum 0.9 instead of AdamW */
     uint64_t seed;
     Augment aug;
+    /* > 0: epochs before this one (0-based) train without the fresh remix,
+     * the frequency shift and the masks (time shifts stay): the word head
+     * learns far faster unaugmented, and overfits later (model/README.md) */
+    int augment_from_epoch;
     const char *out;        /* model file; checkpoint is <out>.ckpt */
     const char *log_csv;    /* may be NULL */
     const char *recipe;     /* provenance only */

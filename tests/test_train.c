@@ -188,8 +188,9 @@ TEST(train_init_units_sum_to_zero) {
     network_free(&net);
 }
 
-/* Runs epochs [0, stop) (stop 0: all) of a fresh run into dir; returns the weights. */
-static float *run(TestCtx *t, const char *mp, const char *name, int stop, bool resume) {
+/* Trains a fresh tiny net with options o into the test dir's file `name`
+ * (o->out is set here); returns the weights. */
+static float *run_with(TestCtx *t, const char *mp, const char *name, TrainOptions *o) {
     Error err;
     Manifest m;
     Network net;
@@ -202,10 +203,8 @@ static float *run(TestCtx *t, const char *mp, const char *name, int stop, bool r
     }
     char out[600];
     snprintf(out, sizeof out, "%s/%s", test_tmpdir(t), name);
-    TrainOptions o;
-    opts_for(&o, out, 4);
-    o.stop_after_epochs = stop, o.resume = resume;
-    CHECK(t, train_run(&net, &ts, &o, pool, &err) == 0, "%s", err.msg);
+    o->out = out;
+    CHECK(t, train_run(&net, &ts, o, pool, &err) == 0, "%s", err.msg);
     float *w = xmalloc(net.n_params * sizeof(float) + sizeof(size_t));
     memcpy(w, &net.n_params, sizeof(size_t));
     memcpy((char *)w + sizeof(size_t), net.param_block, net.n_params * sizeof(float));
@@ -214,6 +213,54 @@ static float *run(TestCtx *t, const char *mp, const char *name, int stop, bool r
     manifest_free(&m);
     pool_free(pool);
     return w;
+}
+
+/* Epochs [0, stop) (stop 0: all) of a 4-epoch run with opts_for's options. */
+static float *run(TestCtx *t, const char *mp, const char *name, int stop, bool resume) {
+    TrainOptions o;
+    opts_for(&o, NULL, 4);
+    o.stop_after_epochs = stop, o.resume = resume;
+    return run_with(t, mp, name, &o);
+}
+
+static bool same_weights(const float *a, const float *b) {
+    size_t n;
+    memcpy(&n, a, sizeof n);
+    return memcmp(a, b, sizeof n + n * sizeof(float)) == 0;
+}
+
+/* --augment-from: the epochs before it train exactly as a run without the
+ * fresh remix, frequency shift and masks; from it on, augmented (and a
+ * resume across the switch is exact). */
+TEST(train_augment_from_epoch) {
+    const char *mp = tone_set(t, 6);
+    TrainOptions never, plain, late;
+    opts_for(&never, NULL, 4);
+    never.augment_from_epoch = 4;
+    opts_for(&plain, NULL, 4);
+    plain.aug.fresh_fraction = 0, plain.aug.freq_shift = 0, plain.aug.time_masks = 0, plain.aug.freq_masks = 0;
+    opts_for(&late, NULL, 4);
+    late.augment_from_epoch = 2;
+    float *w_never = run_with(t, mp, "never.safetensors", &never);
+    float *w_plain = run_with(t, mp, "plain.safetensors", &plain);
+    float *w_late = run_with(t, mp, "late.safetensors", &late);
+    late.stop_after_epochs = 1;
+    float *w_part = run_with(t, mp, "part.safetensors", &late);
+    late.stop_after_epochs = 0, late.resume = true;
+    float *w_resumed = run_with(t, mp, "part.safetensors", &late);
+    REQUIRE(t, w_never && w_plain && w_late && w_part && w_resumed, "runs");
+    CHECK(t, same_weights(w_never, w_plain), "unaugmented epochs differ from a run without augmentation");
+    CHECK(t, !same_weights(w_late, w_plain), "augmentation from epoch 3 changed nothing");
+    CHECK(t, same_weights(w_late, w_resumed), "resume across the switch differs");
+    Error err;
+    Safetensors st;
+    char path[600];
+    snprintf(path, sizeof path, "%s/late.safetensors", test_tmpdir(t));
+    REQUIRE(t, safetensors_open(&st, path, &err) == 0, "%s", err.msg);
+    const char *aug = safetensors_metadata(&st, "training.augment");
+    CHECK(t, aug && strstr(aug, " from_epoch=3"), "provenance: augment '%s'", aug ? aug : "");
+    safetensors_close(&st);
+    free(w_never), free(w_plain), free(w_late), free(w_part), free(w_resumed);
 }
 
 TEST(train_resume_is_exact) {
