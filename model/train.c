@@ -435,17 +435,16 @@ static int save_model(const Network *net, const TrainOptions *o, const EpochSums
     meta[k++] = "training.lr", meta[k++] = vals[3];
     /* what else decides the result: the augmentation (the init is fixed:
      * network_init_he, centered He) */
-    snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g freq_shift=%g time_masks=%d:%d freq_masks=%d:%d",
+    /* the optional parts are absent at their defaults, as in files made
+     * before the options */
+    char envelope[48] = "", from[32] = "";
+    if (o->aug.remix_oversample > 0)
+        snprintf(envelope, sizeof envelope, " remix_envelope_oversample=%g", o->aug.remix_oversample);
+    if (o->augment_from_epoch > 0) snprintf(from, sizeof from, " from_epoch=%d", o->augment_from_epoch + 1);
+    snprintf(vals[4], sizeof vals[4], "shift=%d fresh=%g snr=%g:%g freq_shift=%g time_masks=%d:%d freq_masks=%d:%d%s%s",
              o->aug.max_shift_frames, o->aug.fresh_fraction, o->aug.snr_lo, o->aug.snr_hi,
              o->aug.freq_shift, o->aug.time_masks, o->aug.time_mask_frames, o->aug.freq_masks,
-             o->aug.freq_mask_channels);
-    /* both absent at their defaults, as in files made before the options */
-    if (o->aug.remix_oversample > 0)
-        snprintf(vals[4] + strlen(vals[4]), sizeof vals[4] - strlen(vals[4]), " remix_envelope_oversample=%g",
-                 o->aug.remix_oversample);
-    if (o->augment_from_epoch > 0)
-        snprintf(vals[4] + strlen(vals[4]), sizeof vals[4] - strlen(vals[4]), " from_epoch=%d",
-                 o->augment_from_epoch + 1);
+             o->aug.freq_mask_channels, envelope, from);
     meta[k++] = "training.augment", meta[k++] = vals[4];
     for (int t = 0; t < net->n_tasks && t < TRAIN_MAX_TASKS; t++) {
         snprintf(keys[t], sizeof keys[t], "training.train_accuracy.%s", net->task_names[t]);
