@@ -418,7 +418,7 @@ static void log_row(FILE *f, const Network *net, const EpochSums *e, int epoch, 
 
 static int save_model(const Network *net, const TrainOptions *o, const EpochSums *e, int epoch,
                       Error *err) {
-    char vals[5 + TRAIN_MAX_TASKS][160], keys[TRAIN_MAX_TASKS][96];
+    char vals[5 + TRAIN_MAX_TASKS][256], keys[TRAIN_MAX_TASKS][96]; /* training.augment: up to 243 B */
     const char *meta[2 * (7 + TRAIN_MAX_TASKS) + 1];
     int k = 0;
     snprintf(vals[0], sizeof vals[0], "%" PRIu64, o->seed);
