@@ -120,6 +120,9 @@ static void usage(FILE *f) {
             "  Cached next to the model (M.null.safetensors, keyed by the model's SHA-256).\n"
             "  --stages LIST|all|paper  stages (default all)\n"
             "  --task NAME         only this task's null (default: every task)\n"
+            "  --pooled            one null from pairs of all the clips, whatever their\n"
+            "                      task, at every stage (entries named by stage alone);\n"
+            "                      synth and synth judge use it with --null-pooled\n"
             "  --pairs N           random distinct pairs, per task (default %d)\n"
             "  --split NAME        only clips of this split (e.g. train)\n"
             "  --seed S            pair sampling seed (default 0)\n"
@@ -166,17 +169,19 @@ static int stages_of_task(const Network *net, int task, const int *req, int n_re
     return n;
 }
 
-/* Per task (or once, for a model with fewer than two tasks): its null at
- * its stages among st, stored in cache; dists[] gets each. */
+/* Per task (or once, for a model with fewer than two tasks, or pooled over
+ * every clip whatever its task): its null at its stages among st, stored in
+ * cache; dists[] gets each. */
 static int compute_tasks(const Network *net, const char *manifest, const char *split, const char *task_name,
-                         const int *st, int n, int pairs, uint64_t seed, int threads, const char *cache,
-                         const char *sha, NullDist *dists, int *n_dists, Error *err) {
-    int first = net->n_tasks > 1 ? 0 : -1, last = net->n_tasks > 1 ? net->n_tasks - 1 : -1, rc = 0;
+                         bool pooled, const int *st, int n, int pairs, uint64_t seed, int threads,
+                         const char *cache, const char *sha, NullDist *dists, int *n_dists, Error *err) {
+    bool per_task = net->n_tasks > 1 && !pooled;
+    int first = per_task ? 0 : -1, last = per_task ? net->n_tasks - 1 : -1, rc = 0;
     if (task_name) {
         int t = 0;
         while (t < net->n_tasks && strcmp(net->task_names[t], task_name)) t++;
         if (t == net->n_tasks) return error_set(err, "--task %s: the model has no such task", task_name);
-        if (net->n_tasks > 1) first = last = t;
+        if (per_task) first = last = t;
     }
     int *mine = xmalloc(((size_t)n + 1) * sizeof *mine);
     for (int t = first; t <= last && rc == 0; t++) {
@@ -196,12 +201,13 @@ static int compute_tasks(const Network *net, const char *manifest, const char *s
 int synth_cmd_null(int argc, char **argv) {
     const char *model = NULL, *manifest = NULL, *stages = "all", *split = NULL, *out = NULL,
                *stab = NULL, *task = NULL;
+    bool pooled = false;
     int pairs = SYNTH_NULL_DEFAULT_PAIRS, threads = default_thread_count();
     unsigned long long seed = 0;
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"manifest", 1, 0, 'f'}, {"stages", 1, 0, 's'}, {"pairs", 1, 0, 'p'},
         {"split", 1, 0, 'S'}, {"seed", 1, 0, 'e'}, {"threads", 1, 0, 't'}, {"out", 1, 0, 'o'},
-        {"stability", 1, 0, 'y'}, {"task", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"stability", 1, 0, 'y'}, {"task", 1, 0, 'a'}, {"pooled", 0, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 0, opterr = 0; /* 0: full reset, commands may run twice */
     int c;
     char *end;
@@ -217,17 +223,19 @@ int synth_cmd_null(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'y': stab = optarg; break;
         case 'a': task = optarg; break;
+        case 'P': pooled = true; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "metamers null: bad option '%s' (see --help)\n", argv[optind - 1]);
             return 2;
         }
     }
-    if (!model || !manifest || pairs < 1 || threads < 1 || optind < argc) {
+    if (!model || !manifest || pairs < 1 || threads < 1 || optind < argc || (pooled && task)) {
         fprintf(stderr, "metamers null: %s (see --help)\n",
                 !model ? "--model is required" : !manifest ? "--manifest is required"
                 : pairs < 1 ? "--pairs must be a positive integer"
-                : threads < 1 ? "--threads must be a positive integer" : "unexpected argument");
+                : threads < 1 ? "--threads must be a positive integer"
+                : pooled && task ? "--pooled and --task exclude each other" : "unexpected argument");
         return 2;
     }
     Network net;
@@ -246,7 +254,7 @@ int synth_cmd_null(int argc, char **argv) {
     NullDist *dists = xcalloc((size_t)net.n_tasks + 1, sizeof *dists);
     int n_dists = 0;
     if (rc == 0)
-        rc = compute_tasks(&net, manifest, split, task, st, n, pairs, seed, threads, cache, sha, dists, &n_dists, &err);
+        rc = compute_tasks(&net, manifest, split, task, pooled, st, n, pairs, seed, threads, cache, sha, dists, &n_dists, &err);
     if (rc == 0 && stab) rc = write_stability(stab, dists, n_dists, &err);
     if (rc == 0) {
         printf("%-24s %6s %12s %12s %12s\n", "stage", "pairs", "max_spearman", "max_pearson", "max_snr_db");

@@ -10,8 +10,8 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: metamers synth --model M --manifest CLIPS.csv --out DIR [options]\n"
         "       metamers synth merge DIR... [--out OUT]\n"
-        "       metamers synth judge DIR --model M [--null PATH]   (verdicts again, e.g. after\n"
-        "                            a new `metamers null`; the metamers are not remade)\n"
+        "       metamers synth judge DIR --model M [--null PATH] [--null-pooled]   (verdicts again,\n"
+        "                            e.g. after a new `metamers null`; not remade)\n"
         "  Model metamers: for each clip, stage and seed, a sound whose activations at the\n"
         "  stage match the clip's (Feather et al. 2019, 2023), judged by the published\n"
         "  success criterion. Rerun the same command to resume a killed run.\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f) {
         "  --null PATH          null-distribution cache (default: next to the model)\n"
         "  --null-manifest CSV  clips for a missing null (default: --manifest)\n"
         "  --null-pairs N       pairs for a missing null (default %d)\n"
+        "  --null-pooled        judge by the pooled null (`metamers null --pooled`:\n"
+        "                       pairs of all clips) instead of each clip's task's\n"
         "  --dry-run            list this shard's jobs (index, clip, stage, seed) and exit\n"
         "  --quiet              no progress or notes\n",
         SYNTH_NULL_DEFAULT_PAIRS);
@@ -127,7 +129,7 @@ int synth_cmd_synth(int argc, char **argv) {
         {"lr", 1, 0, 'l'}, {"lr-decay", 1, 0, 'd'}, {"schedule", 1, 0, 'C'},
         {"checkpoint-every", 1, 0, 'k'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'},
         {"shard", 1, 0, 'x'}, {"null", 1, 0, 'N'}, {"null-manifest", 1, 0, 'M'},
-        {"null-pairs", 1, 0, 'P'}, {"null-seed", 1, 0, 'E'}, {"clips", 1, 0, 'c'},
+        {"null-pairs", 1, 0, 'P'}, {"null-seed", 1, 0, 'E'}, {"null-pooled", 0, 0, 'L'}, {"clips", 1, 0, 'c'},
         {"task", 1, 0, 'a'}, {"split", 1, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"dry-run", 0, 0, 'y'},
         {"envelope", 1, 0, 'V'}, {"maxpool-spread", 1, 0, 'X'}, {"relu-revive", 1, 0, 'U'},
         {"zero-match", 1, 0, 'Z'}, {"starts", 1, 0, 'K'}, {"probe", 1, 0, 'B'}, {"help", 0, 0, 'h'},
@@ -162,6 +164,7 @@ int synth_cmd_synth(int argc, char **argv) {
         case 'M': o.null_manifest = optarg; break;
         case 'P': bad = parse_int(optarg, 1, &o.null_pairs); break;
         case 'E': o.null_seed = strtoull(optarg, NULL, 10); break;
+        case 'L': o.null_pooled = true; break;
         case 'c': o.clips = optarg; break;
         case 'a': o.task = optarg; break;
         case 'S': o.split = optarg; break;

@@ -11,16 +11,18 @@
 #include "synth_internal.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: metamers synth judge DIR --model M [--null PATH]\n"
+    fprintf(f, "usage: metamers synth judge DIR --model M [--null PATH] [--null-pooled]\n"
                "  Judges the metamers in DIR (a `metamers synth` output folder) again with the\n"
                "  null distribution in PATH (default: the model's cache, next to it; for\n"
                "  builtin: models DIR/null.safetensors) and rewrites their rows, metamers.csv\n"
                "  and summary.csv. Diverged metamers stay failed. The null must hold every\n"
-               "  stage (and task) of the folder: `metamers null` computes it.\n");
+               "  stage (and task) of the folder: `metamers null` computes it. --null-pooled\n"
+               "  judges every metamer by the pooled null (`metamers null --pooled`) instead of\n"
+               "  its clip's task's.\n");
 }
 
 /* Judges one row again; *changed tells whether its verdict moved. */
-static int judge_row(const Network *net, const NullDist *null, const char *null_path, Row *row,
+static int judge_row(const Network *net, const NullDist *null, const char *null_path, bool pooled, Row *row,
                      bool *changed, Error *err) {
     *changed = false;
     if (strncmp(row->f[COL_VERDICT], "fail: diverged", 14) == 0) return 0; /* nothing to measure */
@@ -28,12 +30,13 @@ static int judge_row(const Network *net, const NullDist *null, const char *null_
     if (task < -1) return -1;
     int stage = network_stage_index(net, row->f[COL_STAGE], err);
     if (stage < -1) return -1;
+    if (pooled) task = -1; /* the pooled null's entries are named by stage alone */
     const NullStage *ns = synth_null_of(null, net, task, stage);
     if (!ns) {
         char key[300];
         synth_null_key(net, task, stage, key, sizeof key);
-        return error_set(err, "%s has no null distribution for %s (`metamers null --model M --manifest TRAIN.csv` "
-                              "computes it)", null_path, key);
+        return error_set(err, "%s has no null distribution for %s (`metamers null --model M --manifest TRAIN.csv "
+                              "%scomputes it)", null_path, key, pooled ? "--pooled " : "");
     }
     /* The row holds the predictions as labels; only whether they differ matters here. */
     MetamerResult m = {.spearman = atof(row->f[COL_SPEARMAN]), .pearson = atof(row->f[COL_PEARSON]),
@@ -59,7 +62,7 @@ static char *row_file(const char *dir, const Row *row) {
     return p;
 }
 
-static int judge_folder(const char *dir, const char *model, const char *null_arg, Error *err) {
+static int judge_folder(const char *dir, const char *model, const char *null_arg, bool pooled, Error *err) {
     Network net;
     if (network_open(&net, model, err) != 0) return -1;
     char sha[65];
@@ -83,7 +86,7 @@ static int judge_folder(const char *dir, const char *model, const char *null_arg
         }
         bool moved;
         was += !strcmp(rows[i].f[COL_PASSED], "true");
-        rc = judge_row(&net, &null, null_path, &rows[i], &moved, err);
+        rc = judge_row(&net, &null, null_path, pooled, &rows[i], &moved, err);
         if (rc == 0) { /* the null columns change even when the verdict does not */
             char *p = row_file(dir, &rows[i]);
             rc = rows_write_csv(p, &rows[i], 1, err);
@@ -106,6 +109,7 @@ static int judge_folder(const char *dir, const char *model, const char *null_arg
 
 int synth_judge(int argc, char **argv) {
     const char *dir = NULL, *model = NULL, *null_path = NULL;
+    bool pooled = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -113,6 +117,7 @@ int synth_judge(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--null") && i + 1 < argc) null_path = argv[++i];
+        else if (!strcmp(argv[i], "--null-pooled")) pooled = true;
         else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "metamers synth judge: unexpected argument '%s' (see --help)\n", argv[i]);
             return 2;
@@ -123,7 +128,7 @@ int synth_judge(int argc, char **argv) {
         return 2;
     }
     Error err = {0};
-    if (judge_folder(dir, model, null_path, &err) != 0) {
+    if (judge_folder(dir, model, null_path, pooled, &err) != 0) {
         fprintf(stderr, "metamers synth judge: %s\n", err.msg);
         return 1;
     }

@@ -15,7 +15,7 @@
 const char *const row_columns[ROW_N_COLUMNS] = {
     "clip_id", "task", "stage", "stage_index", "seed", "start", "preset", "optimizer", "iterations",
     "seconds", "final_loss", "spearman", "pearson", "snr_db", "null_spearman_max",
-    "null_pearson_max", "null_snr_db_max", "null_pairs", "passed", "verdict", "label",
+    "null_pearson_max", "null_snr_db_max", "null_pairs", "null_entry", "passed", "verdict", "label",
     "natural_prediction", "metamer_prediction", "model", "model_sha256", "path", "loss_curve"};
 
 void row_free(Row *r) {
@@ -48,15 +48,17 @@ static int read_row(void *ctx, const TableRow *row, bool header, Error *err) {
     RowsReader *r = ctx;
     if (header) {
         for (int c = 0; c < ROW_N_COLUMNS; c++)
-            /* `start` came in with probing (session 12); older rows grew from start 0. */
-            if ((r->col[c] = table_col(row, row_columns[c])) < 0 && c != COL_START)
+            /* `start` came in with probing (session 12), `null_entry` with the
+             * pooled null (session 22); older rows read as start 0 and entry "". */
+            if ((r->col[c] = table_col(row, row_columns[c])) < 0 && c != COL_START && c != COL_NULL_ENTRY)
                 return error_set(err, "no column '%s'", row_columns[c]);
         return 0;
     }
     *r->rows = realloc(*r->rows, (size_t)(*r->n + 1) * sizeof **r->rows);
     if (!*r->rows) abort();
     Row *out = &(*r->rows)[(*r->n)++];
-    for (int c = 0; c < ROW_N_COLUMNS; c++) out->f[c] = xstrdup(r->col[c] < 0 ? "0" : row->fields[r->col[c]]);
+    for (int c = 0; c < ROW_N_COLUMNS; c++)
+        out->f[c] = xstrdup(r->col[c] >= 0 ? row->fields[r->col[c]] : c == COL_START ? "0" : "");
     return 0;
 }
 
@@ -169,11 +171,12 @@ char *row_number(const char *format, double v) {
 }
 
 void row_set_judgement(Row *row, const NullStage *ns, bool passed, const char *verdict) {
-    char *v[6] = {row_number("%.6f", ns ? ns->max_spearman : NAN), row_number("%.6f", ns ? ns->max_pearson : NAN),
+    char *v[7] = {row_number("%.6f", ns ? ns->max_spearman : NAN), row_number("%.6f", ns ? ns->max_pearson : NAN),
                   row_number("%.4f", ns ? ns->max_snr_db : NAN), row_number("%.0f", ns ? ns->n_pairs : 0),
-                  xstrdup(passed ? "true" : "false"), xstrdup(verdict)};
-    const int col[6] = {COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_PASSED, COL_VERDICT};
-    for (int k = 0; k < 6; k++) {
+                  xstrdup(ns ? ns->stage : ""), xstrdup(passed ? "true" : "false"), xstrdup(verdict)};
+    const int col[7] = {COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_NULL_ENTRY,
+                        COL_PASSED, COL_VERDICT};
+    for (int k = 0; k < 7; k++) {
         free(row->f[col[k]]);
         row->f[col[k]] = v[k];
     }

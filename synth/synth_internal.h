@@ -77,7 +77,7 @@ int synth_load_clip(const Network *net, const char *path, const char *clip_id, d
 
 /* ------------------------------------------------------------ rows (CSV) */
 
-#define ROW_N_COLUMNS 27
+#define ROW_N_COLUMNS 28
 extern const char *const row_columns[ROW_N_COLUMNS];
 
 /* One metamers.csv row as strings (column order of row_columns). */
@@ -88,7 +88,7 @@ typedef struct {
 enum {
     COL_CLIP_ID, COL_TASK, COL_STAGE, COL_STAGE_INDEX, COL_SEED, COL_START, COL_PRESET, COL_OPTIMIZER,
     COL_ITERATIONS, COL_SECONDS, COL_FINAL_LOSS, COL_SPEARMAN, COL_PEARSON, COL_SNR_DB,
-    COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_PASSED, COL_VERDICT,
+    COL_NULL_SPEARMAN, COL_NULL_PEARSON, COL_NULL_SNR, COL_NULL_PAIRS, COL_NULL_ENTRY, COL_PASSED, COL_VERDICT,
     COL_LABEL, COL_PRED_NATURAL, COL_PRED_METAMER, COL_MODEL, COL_MODEL_SHA, COL_PATH,
     COL_LOSS_CURVE,
 };
@@ -112,8 +112,8 @@ int rows_write_csv(const char *path, const Row *rows, int n, Error *err);
 int rows_summary(const char *csv_path, FILE *print, const Row *rows, int n, Error *err);
 /* A printf-formatted number as a new string (row fields). */
 char *row_number(const char *format, double v);
-/* A row's judgement columns: the null's maxima and pairs (NaN and 0 without
- * a null), passed and verdict; replaces what was there. */
+/* A row's judgement columns: the null's maxima, pairs and entry name (NaN,
+ * 0 and "" without a null), passed and verdict; replaces what was there. */
 void row_set_judgement(Row *row, const NullStage *ns, bool passed, const char *verdict);
 /* Sorts rows and rewrites dir/metamers.csv and dir/summary.csv from them
  * (the summary also printed to print unless NULL). */
@@ -132,6 +132,9 @@ typedef struct {
     const char *clips, *task, *split; /* manifest filters (NULL = all) */
     int seeds, threads, shard_k, shard_n, null_pairs;
     uint64_t null_seed;
+    /* judge by the pooled null (pairs of all clips, entries named by stage)
+     * instead of the null of each clip's task */
+    bool null_pooled;
     bool quiet, dry_run;
     SynthSettings set;
 } SynthOptions;

@@ -15,18 +15,20 @@
 
 /* ----------------------------------------------------- null and figures */
 
-/* Rewrites a CSV without its sixth column (`start`), as rows were written
- * before probing starts. */
-static int drop_sixth_column(const char *path) {
+/* Rewrites a CSV without its column `drop` (0-based), as rows were
+ * written before that column came in. Quoted fields may hold commas. */
+static int drop_column(const char *path, int drop) {
     char *text = sfx_slurp(path);
     if (!text) return -1;
     FILE *f = fopen(path, "w");
     if (!f) return free(text), -1;
     int field = 0;
+    bool quoted = false;
     for (const char *c = text; *c; c++) {
-        if (*c == '\n') field = 0;
-        else if (*c == ',') field++;
-        if (field != 5) fputc(*c, f); /* the comma ending field 5 goes too */
+        if (*c == '"') quoted = !quoted;
+        else if (*c == '\n' && !quoted) field = 0;
+        else if (*c == ',' && !quoted) field++;
+        if (field != drop) fputc(*c, f); /* the comma ending field drop-1 goes too */
     }
     free(text);
     return fclose(f);
@@ -175,13 +177,19 @@ TEST(synth_null_per_task) {
                  sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v) && !strcmp(v, "1"),
           "row: %s", row ? row : "(none)");
     free(row), free(csv);
-    /* A row written before probing (no `start` column) is still read: start 0. */
+    /* A row written before probing (no `start` column) and before the pooled
+     * null (no `null_entry`) is still read: start 0, and judging fills in the entry. */
     snprintf(p, sizeof p, "%s/relu0/c1_s0.row.csv", odir);
-    REQUIRE(t, drop_sixth_column(p) == 0, "rewriting %s", p);
+    REQUIRE(t, drop_column(p, 18) == 0 && drop_column(p, 5) == 0, "rewriting %s", p);
+    char *old_row = sfx_slurp(p);
+    CHECK(t, old_row && !strstr(old_row, "null_entry") && !strstr(old_row, ",start,"), "old row: %s", old_row);
+    free(old_row);
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge, old row: %s", out);
     snprintf(p, sizeof p, "%s/metamers.csv", odir);
     csv = sfx_slurp(p);
-    CHECK(t, csv && sfx_csv_cell(csv, 1, "start", v, sizeof v) && !strcmp(v, "0"), "old row: %s", csv ? csv : "");
+    CHECK(t, csv && sfx_csv_cell(csv, 1, "start", v, sizeof v) && !strcmp(v, "0") &&
+                 sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "b:relu0"),
+          "old row: %s", csv ? csv : "");
     free(csv);
     char missing[700];
     snprintf(missing, sizeof missing, "%s/none.safetensors", f.dir);
@@ -192,4 +200,65 @@ TEST(synth_null_per_task) {
     char *targv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--task", "c", NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_null, targv, out, sizeof out) == 1 && strstr(out, "--task c: the model has no such task"),
           "unknown task: %s", out);
+}
+
+/* The pooled null: pairs of all the clips whatever their task, entries named
+ * by stage alone, used by synth and synth judge only when asked. */
+TEST(synth_null_pooled) {
+    SynthFixture f;
+    if (sfx_make(t, &f, "nullpool", 6, true) != 0) return; /* task a: c0 c2 c4; b: c1 c3 c5 */
+    char out[8192], odir[700], cache[700], p[800], v[700], sha[65];
+    snprintf(odir, sizeof odir, "%s/out", f.dir);
+    snprintf(cache, sizeof cache, "%s/model.null.safetensors", f.dir);
+    char *bad[] = {"null", "--model", f.model, "--manifest", f.manifest, "--pooled", "--task", "a", NULL};
+    CHECK(t, sfx_run(f.dir, synth_cmd_null, bad, out, sizeof out) == 2 && strstr(out, "exclude each other"),
+          "--pooled --task: %s", out);
+    /* Per-task metamer first, judged by task b's null (3 pairs). */
+    char *sargv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu0", "--clips", "c1",
+                     "--preset", "fast", "--steps", "10", "--out", odir, "--quiet", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, sargv, out, sizeof out) == 0, "synth: %s", out);
+    snprintf(p, sizeof p, "%s/metamers.csv", odir);
+    char *csv = sfx_slurp(p);
+    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "b:relu0"), "entry '%s'", v);
+    free(csv);
+    /* No pooled entries yet: judging by them is a clear error naming the fix. */
+    char *jargv[] = {"synth", "judge", odir, "--model", f.model, "--null-pooled", NULL};
+    CHECK(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 1 && strstr(out, "no null distribution for relu0") &&
+                 strstr(out, "--pooled"),
+          "judge without pooled entries: %s", out);
+    char *nargv[] = {"null", "--model", f.model, "--manifest", f.manifest, "--pooled", "--pairs", "100", NULL};
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_null, nargv, out, sizeof out) == 0, "null --pooled: %s", out);
+    CHECK(t, strstr(out, "15 pairs of 6 clips"), "said: %s", out);
+    Error err = {0};
+    REQUIRE(t, sha256_file(f.model, sha, &err) == 0, "%s", err.msg);
+    NullDist d;
+    REQUIRE(t, synth_null_load(cache, sha, &d, NULL, &err) == 0, "%s", err.msg);
+    const NullStage *r0 = synth_null_find(&d, "relu0");
+    /* every stage of both branches, since any clip runs through either */
+    CHECK(t, r0 && synth_null_find(&d, "a/relu1") && synth_null_find(&d, "b/pool") && synth_null_find(&d, "b:relu0"),
+          "pooled entries (and the per-task ones kept)");
+    const int all[] = {0, 1, 2, 3, 4, 5};
+    double want = max_pair_spearman(t, &f, "relu0", all, 6);
+    CHECK(t, r0 && fabs(r0->max_spearman - want) < 1e-6 && r0->n_pairs == 15, "pooled max %g (by hand %g)",
+          r0 ? r0->max_spearman : NAN, want);
+    synth_null_free(&d);
+    /* judge --null-pooled: the same metamer now judged by the pooled entry */
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge: %s", out);
+    csv = sfx_slurp(p);
+    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "relu0") &&
+                 sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v) && !strcmp(v, "15"),
+          "after judge: %s", csv ? csv : "");
+    free(csv);
+    /* synth --null-pooled writes the pooled entry for a new metamer */
+    char odir2[700];
+    snprintf(odir2, sizeof odir2, "%s/out2", f.dir);
+    sargv[14] = odir2;
+    char *pargv[20];
+    memcpy(pargv, sargv, sizeof(char *) * 16);
+    pargv[16] = "--null-pooled", pargv[17] = NULL;
+    REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, pargv, out, sizeof out) == 0, "synth --null-pooled: %s", out);
+    snprintf(p, sizeof p, "%s/metamers.csv", odir2);
+    csv = sfx_slurp(p);
+    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "relu0"), "entry '%s'", v);
+    free(csv);
 }
