@@ -34,6 +34,16 @@ static int drop_column(const char *path, int drop) {
     return fclose(f);
 }
 
+/* Is the first row of dir/metamers.csv's column col equal to want? */
+static bool first_row_is(const char *dir, const char *col, const char *want) {
+    char p[800], v[700];
+    snprintf(p, sizeof p, "%s/metamers.csv", dir);
+    char *csv = sfx_slurp(p);
+    bool same = csv && sfx_csv_cell(csv, 1, col, v, sizeof v) && !strcmp(v, want);
+    free(csv);
+    return same;
+}
+
 /* The largest Spearman between stage activations of any two of the
  * fixture's clips c<idx[0..n-1]>, computed directly. */
 static double max_pair_spearman(TestCtx *t, const SynthFixture *f, const char *stage_name, const int *idx, int n) {
@@ -185,12 +195,7 @@ TEST(synth_null_per_task) {
     CHECK(t, old_row && !strstr(old_row, "null_entry") && !strstr(old_row, ",start,"), "old row: %s", old_row);
     free(old_row);
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge, old row: %s", out);
-    snprintf(p, sizeof p, "%s/metamers.csv", odir);
-    csv = sfx_slurp(p);
-    CHECK(t, csv && sfx_csv_cell(csv, 1, "start", v, sizeof v) && !strcmp(v, "0") &&
-                 sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "b:relu0"),
-          "old row: %s", csv ? csv : "");
-    free(csv);
+    CHECK(t, first_row_is(odir, "start", "0") && first_row_is(odir, "null_entry", "b:relu0"), "old row read back");
     char missing[700];
     snprintf(missing, sizeof missing, "%s/none.safetensors", f.dir);
     char *margv[] = {"synth", "judge", odir, "--model", f.model, "--null", missing, NULL};
@@ -207,7 +212,7 @@ TEST(synth_null_per_task) {
 TEST(synth_null_pooled) {
     SynthFixture f;
     if (sfx_make(t, &f, "nullpool", 6, true) != 0) return; /* task a: c0 c2 c4; b: c1 c3 c5 */
-    char out[8192], odir[700], cache[700], p[800], v[700], sha[65];
+    char out[8192], odir[700], cache[700], sha[65];
     snprintf(odir, sizeof odir, "%s/out", f.dir);
     snprintf(cache, sizeof cache, "%s/model.null.safetensors", f.dir);
     char *bad[] = {"null", "--model", f.model, "--manifest", f.manifest, "--pooled", "--task", "a", NULL};
@@ -217,10 +222,7 @@ TEST(synth_null_pooled) {
     char *sargv[] = {"synth", "--model", f.model, "--manifest", f.manifest, "--stages", "relu0", "--clips", "c1",
                      "--preset", "fast", "--steps", "10", "--out", odir, "--quiet", NULL};
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, sargv, out, sizeof out) == 0, "synth: %s", out);
-    snprintf(p, sizeof p, "%s/metamers.csv", odir);
-    char *csv = sfx_slurp(p);
-    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "b:relu0"), "entry '%s'", v);
-    free(csv);
+    CHECK(t, first_row_is(odir, "null_entry", "b:relu0"), "judged by task b's null");
     /* No pooled entries yet: judging by them is a clear error naming the fix. */
     char *jargv[] = {"synth", "judge", odir, "--model", f.model, "--null-pooled", NULL};
     CHECK(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 1 && strstr(out, "no null distribution for relu0") &&
@@ -244,11 +246,7 @@ TEST(synth_null_pooled) {
     synth_null_free(&d);
     /* judge --null-pooled: the same metamer now judged by the pooled entry */
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, jargv, out, sizeof out) == 0, "judge: %s", out);
-    csv = sfx_slurp(p);
-    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "relu0") &&
-                 sfx_csv_cell(csv, 1, "null_pairs", v, sizeof v) && !strcmp(v, "15"),
-          "after judge: %s", csv ? csv : "");
-    free(csv);
+    CHECK(t, first_row_is(odir, "null_entry", "relu0") && first_row_is(odir, "null_pairs", "15"), "after judge");
     /* synth --null-pooled writes the pooled entry for a new metamer */
     char odir2[700];
     snprintf(odir2, sizeof odir2, "%s/out2", f.dir);
@@ -257,8 +255,5 @@ TEST(synth_null_pooled) {
     memcpy(pargv, sargv, sizeof(char *) * 16);
     pargv[16] = "--null-pooled", pargv[17] = NULL;
     REQUIRE(t, sfx_run(f.dir, synth_cmd_synth, pargv, out, sizeof out) == 0, "synth --null-pooled: %s", out);
-    snprintf(p, sizeof p, "%s/metamers.csv", odir2);
-    csv = sfx_slurp(p);
-    CHECK(t, csv && sfx_csv_cell(csv, 1, "null_entry", v, sizeof v) && !strcmp(v, "relu0"), "entry '%s'", v);
-    free(csv);
+    CHECK(t, first_row_is(odir2, "null_entry", "relu0"), "a new metamer judged by the pooled null");
 }
