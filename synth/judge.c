@@ -30,7 +30,7 @@ static int judge_row(const Network *net, const NullDist *null, const char *null_
     if (task < -1) return -1;
     int stage = network_stage_index(net, row->f[COL_STAGE], err);
     if (stage < -1) return -1;
-    if (pooled) task = -1; /* the pooled null's entries are named by stage alone */
+    task = synth_null_task(net, task, pooled);
     const NullStage *ns = synth_null_of(null, net, task, stage);
     if (!ns) {
         char key[300];

@@ -168,6 +168,10 @@ void synth_null_key(const Network *net, int task, int stage, char *buf, size_t s
         snprintf(buf, size, "%s", synth_stage_name(net, stage));
 }
 
+int synth_null_task(const Network *net, int task, bool pooled) {
+    return pooled || net->n_tasks < 2 ? -1 : task;
+}
+
 const NullStage *synth_null_of(const NullDist *d, const Network *net, int task, int stage) {
     char key[300];
     synth_null_key(net, task, stage, key, sizeof key);

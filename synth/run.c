@@ -201,7 +201,7 @@ static int write_loss_curve(const char *path, const SynthSettings *s, const Meta
 static int write_outputs(Run *r, const SynthJob *j, const MetamerResult *m, Error *err) {
     const SynthClip *c = &r->clips[j->clip];
     const char *stage = synth_stage_name(&r->net, j->stage);
-    const NullStage *ns = synth_null_of(&r->null, &r->net, r->o->null_pooled ? -1 : c->task, j->stage);
+    const NullStage *ns = synth_null_of(&r->null, &r->net, synth_null_task(&r->net, c->task, r->o->null_pooled), j->stage);
     char pn[128], pm[128], verdict[700], optimizer[600];
     label_of(&r->net, c->task, m->pred_natural, pn, sizeof pn);
     label_of(&r->net, c->task, m->pred_metamer, pm, sizeof pm);
@@ -362,7 +362,7 @@ static int prepare_null(Run *r, Error *err) {
     int *stages = xmalloc(((size_t)r->net.arch.n_layers + 1) * sizeof *stages);
     char *cache = o->null_path ? xstrdup(o->null_path) : synth_null_default_path(o->model);
     if (!cache) cache = synth_join(o->out, "null.safetensors"); /* builtin: models */
-    int rc = 0, per_task = r->net.n_tasks > 1 && !o->null_pooled;
+    int rc = 0, per_task = synth_null_task(&r->net, 0, o->null_pooled) >= 0;
     for (int t = per_task ? 0 : -1; t < (per_task ? r->net.n_tasks : 0) && rc == 0; t++) {
         int n = 0;
         for (int i = 0; i < r->n_pending; i++) {
