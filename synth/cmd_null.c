@@ -175,7 +175,7 @@ static int stages_of_task(const Network *net, int task, const int *req, int n_re
 static int compute_tasks(const Network *net, const char *manifest, const char *split, const char *task_name,
                          bool pooled, const int *st, int n, int pairs, uint64_t seed, int threads,
                          const char *cache, const char *sha, NullDist *dists, int *n_dists, Error *err) {
-    bool per_task = synth_null_task(net, 0, pooled) >= 0;
+    bool per_task = synth_null_per_task(net, pooled);
     int first = per_task ? 0 : -1, last = per_task ? net->n_tasks - 1 : -1, rc = 0;
     if (task_name) {
         int t = 0;

@@ -168,8 +168,10 @@ void synth_null_key(const Network *net, int task, int stage, char *buf, size_t s
         snprintf(buf, size, "%s", synth_stage_name(net, stage));
 }
 
+bool synth_null_per_task(const Network *net, bool pooled) { return !pooled && net->n_tasks > 1; }
+
 int synth_null_task(const Network *net, int task, bool pooled) {
-    return pooled || net->n_tasks < 2 ? -1 : task;
+    return synth_null_per_task(net, pooled) ? task : -1;
 }
 
 const NullStage *synth_null_of(const NullDist *d, const Network *net, int task, int stage) {

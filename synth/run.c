@@ -362,7 +362,7 @@ static int prepare_null(Run *r, Error *err) {
     int *stages = xmalloc(((size_t)r->net.arch.n_layers + 1) * sizeof *stages);
     char *cache = o->null_path ? xstrdup(o->null_path) : synth_null_default_path(o->model);
     if (!cache) cache = synth_join(o->out, "null.safetensors"); /* builtin: models */
-    int rc = 0, per_task = synth_null_task(&r->net, 0, o->null_pooled) >= 0;
+    int rc = 0, per_task = synth_null_per_task(&r->net, o->null_pooled);
     for (int t = per_task ? 0 : -1; t < (per_task ? r->net.n_tasks : 0) && rc == 0; t++) {
         int n = 0;
         for (int i = 0; i < r->n_pending; i++) {

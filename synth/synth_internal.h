@@ -143,9 +143,10 @@ typedef struct {
 int synth_run(const SynthOptions *o, Error *err);
 /* The pairs synth_null_compute uses for (n clips, n_pairs <= n(n-1)/2, seed). */
 void null_sample_pairs(int n, int n_pairs, uint64_t seed, int *pa, int *pb);
-/* The task whose null judges a metamer of task `task`: -1 (the entries named
- * by stage alone) with the pooled null or a model of fewer than two tasks.
- * synth_null_task(net, 0, pooled) >= 0 tells whether nulls are per task. */
+/* Whether nulls are per task: a model of two or more tasks, not pooled. */
+bool synth_null_per_task(const Network *net, bool pooled);
+/* The task whose null judges a metamer of task `task`: `task` when nulls are
+ * per task, else -1 (the entries named by stage alone). */
 int synth_null_task(const Network *net, int task, bool pooled);
 /* The null distribution of task `task` (-1: none) for stages missing from
  * the cache: computed from manifest's clips of that task and stored. Prints a
