@@ -28,6 +28,10 @@ typedef struct {
     /* batchnorm before the task's conv3, conv4 and fc, as in the trunk
      * (with routing its statistics come from that task's examples only) */
     bool branch_bn[4];
+    /* conv0's stride along time: 3 in cochcnn9 (a 200 Hz envelope); at the
+     * default front end's 100 Hz, 3 leaves relu2 9 time bins of ~220 ms,
+     * 2 leaves 13 of ~150 ms. */
+    int conv0_time_stride;
 } CochCNN9Widths;
 
 static json_t *layer(const char *name, const char *op) {
@@ -94,7 +98,7 @@ static void add_head(json_t *layers, const CochCNN9Widths *w, int task, const ch
 static char *cochcnn9_json(const char *name, const CochCNN9Widths *w, int channels, int frames) {
     json_t *layers = json_array();
     add(layers, batchnorm("bn0"), "");
-    add(layers, conv("conv0", w->conv[0], 7, 14, w->conv0_freq_stride, 3), "");
+    add(layers, conv("conv0", w->conv[0], 7, 14, w->conv0_freq_stride, w->conv0_time_stride), "");
     add(layers, layer("relu0", "relu"), "");
     add(layers, window_layer("maxpool0", "maxpool", 2, 5, 2, 2), "");
     add(layers, batchnorm("bn1"), "");
@@ -177,9 +181,9 @@ void network_init_he(Network *net, uint64_t seed) {
 
 static int builtin_widths(const char *name, CochCNN9Widths *w) {
     static const CochCNN9Widths cochcnn9 = {
-        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3, {false}};
+        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3, {false}, 3};
     static const CochCNN9Widths golden_small = {
-        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3, {false}};
+        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3, {false}, 3};
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
@@ -187,18 +191,22 @@ static int builtin_widths(const char *name, CochCNN9Widths *w) {
      * the word branch has 15x more training clips, and dropout there made
      * the word head learn ~3x more slowly (model/README.md). */
     static const CochCNN9Widths default_net = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}};
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 3};
     /* Probe: batchnorm in the word branch only (a batch holds ~2 genre
      * clips, too few for batch statistics). */
     static const CochCNN9Widths default_bn = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {true, false}};
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {true, false}, 3};
     /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
     static const CochCNN9Widths default_f1 = {
-        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1, {false}};
+        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1, {false}, 3};
+    /* Probe: the default with conv0 striding 2 along time (model/README.md). */
+    static const CochCNN9Widths default_t2 = {
+        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 2};
     if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
     if (strcmp(name, "default") == 0) return *w = default_net, 0;
     if (strcmp(name, "default-f1") == 0) return *w = default_f1, 0;
     if (strcmp(name, "default-bn") == 0) return *w = default_bn, 0;
+    if (strcmp(name, "default-t2") == 0) return *w = default_t2, 0;
     if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
     return -1;
 }
@@ -214,7 +222,7 @@ int network_builtin_classes(Network *net, const char *name, const FrontEndConfig
     memset(net, 0, sizeof *net);
     CochCNN9Widths w;
     if (builtin_widths(name, &w) != 0)
-        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-bn, default-f1)", name);
+        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-bn, default-f1, default-t2)", name);
     for (int k = 0; n_classes && k < w.n_tasks; k++)
         if (n_classes[k] > 0) w.n_classes[k] = n_classes[k];
     Cochleagram *c = cochleagram_create(fe, err);

@@ -98,3 +98,30 @@ TEST(train_default_bn_layout) {
     CHECK(t, n_bn == 6, "%d batchnorm layers, want 6", n_bn);
     network_free(&net);
 }
+
+/* relu2's [C, H, W] in a built-in net of the default front end (42 x 195). */
+static void relu2_shape(TestCtx *t, const char *arch, int shape[3]) {
+    Error err;
+    Network net;
+    FrontEndConfig fe;
+    shape[0] = shape[1] = shape[2] = -1;
+    REQUIRE(t, front_end_config_preset("default", &fe, &err) == 0, "%s", err.msg);
+    REQUIRE(t, network_builtin(&net, arch, &fe, 1, &err) == 0, "%s", err.msg);
+    int i = network_stage_index(&net, "relu2", &err);
+    CHECK(t, i >= 0, "%s: %s", arch, err.msg);
+    if (i >= 0) memcpy(shape, net.arch.layers[i].out_shape, 3 * sizeof *shape);
+    network_free(&net);
+}
+
+/* `--arch default-t2` (a probe, model/README.md): conv0 strides 2 along time
+ * instead of 3, so the trunk ends in 13 time bins instead of 9; nothing else
+ * changes. */
+TEST(train_default_t2_time_bins) {
+    int base[3], t2[3];
+    relu2_shape(t, "default", base);
+    relu2_shape(t, "default-t2", t2);
+    CHECK(t, base[0] == 192 && base[1] == 3 && base[2] == 9, "default relu2 %dx%dx%d, want 192x3x9",
+          base[0], base[1], base[2]);
+    CHECK(t, t2[0] == 192 && t2[1] == 3 && t2[2] == 13, "default-t2 relu2 %dx%dx%d, want 192x3x13",
+          t2[0], t2[1], t2[2]);
+}
