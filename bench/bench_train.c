@@ -63,12 +63,16 @@ static double step_seconds(const Network *net, TrainStep *s, const float *x, con
     return bench_median(t, RUNS) / batch;
 }
 
-BENCH(train_step_default) {
+/* Seconds per example of built-in net `arch`'s train step on the `train`
+ * recipe's mix (2160 genre clips of 34160, ~2 per batch of 32): routed, and
+ * unrouted too when `every` is given. Returns the parameter count, 0 if the
+ * net cannot be built. */
+static size_t arch_step_seconds(const char *arch, double *every, double *routed) {
     Error err;
     FrontEndConfig fe;
     Network net;
-    if (front_end_config_preset("default", &fe, &err) != 0) return;
-    if (network_builtin(&net, "default", &fe, 1, &err) != 0) return;
+    if (front_end_config_preset("default", &fe, &err) != 0) return 0;
+    if (network_builtin(&net, arch, &fe, 1, &err) != 0) return 0;
     int batch = TRAIN_DEFAULT_BATCH;
     TrainStep *s = train_step_create(&net, batch);
     size_t in = (size_t)architecture_stage_numel(&net.arch, -1);
@@ -77,24 +81,36 @@ BENCH(train_step_default) {
     Rng r;
     rng_seed(&r, 2);
     for (size_t i = 0; i < in * batch; i++) x[i] = (float)rng_uniform(&r);
-    /* the `train` recipe's mix: 2160 genre clips of 34160, ~2 per batch of 32 */
     for (int b = 0; b < batch; b++) {
         bool genre = b % 16 == 5;
         labels[b] = genre ? -1 : (int32_t)(b % 200);      /* word */
         labels[batch + b] = genre ? (int32_t)(b % 9) : -1; /* genre */
     }
-    train_step_set_routing(s, false);
-    double every = step_seconds(&net, s, x, labels, batch);
+    if (every) {
+        train_step_set_routing(s, false);
+        *every = step_seconds(&net, s, x, labels, batch);
+    }
     train_step_set_routing(s, true);
-    double routed = step_seconds(&net, s, x, labels, batch);
+    *routed = step_seconds(&net, s, x, labels, batch);
+    size_t n_params = net.n_params;
+    free(x), free(labels);
+    train_step_free(s);
+    network_free(&net);
+    return n_params;
+}
+
+BENCH(train_step_default) {
+    double every, routed, t2;
+    size_t n_params = arch_step_seconds("default", &every, &routed);
+    if (!n_params || !arch_step_seconds("default-t2", NULL, &t2)) return;
     char note[128];
     snprintf(note, sizeof note, "batch %d (30 word, 2 genre), %zu params, every example through both branches",
-             batch, net.n_params);
+             TRAIN_DEFAULT_BATCH, n_params);
     bench_report("default net train step, unrouted", 1e3 * every, "ms/example", note);
     snprintf(note, sizeof note, "each example through its task's branch: %.2fx faster, same run",
              every / routed);
     bench_report("default net train step, routed (train's default)", 1e3 * routed, "ms/example", note);
-    free(x), free(labels);
-    train_step_free(s);
-    network_free(&net);
+    snprintf(note, sizeof note, "conv0 time stride 2 (relu2 13 time bins): %.2fx default's routed step, same run",
+             t2 / routed);
+    bench_report("default-t2 net train step, routed", 1e3 * t2, "ms/example", note);
 }

@@ -179,36 +179,40 @@ void network_init_he(Network *net, uint64_t seed) {
     }
 }
 
-static int builtin_widths(const char *name, CochCNN9Widths *w) {
-    static const CochCNN9Widths cochcnn9 = {
-        {96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3, {false}, 3};
-    static const CochCNN9Widths golden_small = {
-        {8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3, {false}, 3};
+/* The built-in architectures by name; lookups and the error message both
+ * read this one table. */
+static const struct {
+    const char *name;
+    CochCNN9Widths widths;
+} builtins[] = {
+    {"cochcnn9", {{96, 256, 512, 1024, 512}, 4096, 1, {"word"}, {794}, {true}, 3, {false}, 3}},
+    {"cochcnn9-small", {{8, 16, 24, 32, 16}, 64, 1, {"output"}, {10}, {false}, 3, {false}, 3}},
     /* The bundled default (model/README.md): narrow enough to train
      * in minutes on 2 cores; word = the stimulus vocabulary (254 words, a
      * recipe uses a subset), genre = 9 genres; `metamers train` sets the
      * counts from the stimulus module. Dropout only in the genre branch:
      * the word branch has 15x more training clips, and dropout there made
      * the word head learn ~3x more slowly (model/README.md). */
-    static const CochCNN9Widths default_net = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 3};
+    {"default", {{48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 3}},
     /* Probe: batchnorm in the word branch only (a batch holds ~2 genre
      * clips, too few for batch statistics). */
-    static const CochCNN9Widths default_bn = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {true, false}, 3};
+    {"default-bn", {{48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {true, false}, 3}},
     /* Candidate default keeping 6 frequency rows at relu2 (model/README.md). */
-    static const CochCNN9Widths default_f1 = {
-        {48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1, {false}, 3};
+    {"default-f1", {{48, 96, 192, 128, 128}, 384, 2, {"word", "genre"}, {254, 9}, {true, true}, 1, {false}, 3}},
     /* Probe: the default with conv0 striding 2 along time (model/README.md). */
-    static const CochCNN9Widths default_t2 = {
-        {48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 2};
-    if (strcmp(name, "cochcnn9") == 0) return *w = cochcnn9, 0;
-    if (strcmp(name, "default") == 0) return *w = default_net, 0;
-    if (strcmp(name, "default-f1") == 0) return *w = default_f1, 0;
-    if (strcmp(name, "default-bn") == 0) return *w = default_bn, 0;
-    if (strcmp(name, "default-t2") == 0) return *w = default_t2, 0;
-    if (strcmp(name, "cochcnn9-small") == 0) return *w = golden_small, 0;
-    return -1;
+    {"default-t2", {{48, 96, 192, 192, 192}, 384, 2, {"word", "genre"}, {254, 9}, {false, true}, 2, {false}, 2}},
+};
+#define N_BUILTINS ((int)(sizeof builtins / sizeof builtins[0]))
+
+/* The widths of built-in `name`, or NULL with err set. */
+static const CochCNN9Widths *builtin_widths(const char *name, Error *err) {
+    for (int i = 0; i < N_BUILTINS; i++)
+        if (strcmp(name, builtins[i].name) == 0) return &builtins[i].widths;
+    char names[256] = "";
+    for (int i = 0; i < N_BUILTINS; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", builtins[i].name);
+    error_set(err, "unknown built-in architecture '%s' (%s)", name, names);
+    return NULL;
 }
 
 int network_builtin(Network *net, const char *name, const FrontEndConfig *fe, uint64_t seed,
@@ -220,9 +224,9 @@ int network_builtin_classes(Network *net, const char *name, const FrontEndConfig
                             uint64_t seed, const int *n_classes,
                             void (*init)(Network *, uint64_t), Error *err) {
     memset(net, 0, sizeof *net);
-    CochCNN9Widths w;
-    if (builtin_widths(name, &w) != 0)
-        return error_set(err, "unknown built-in architecture '%s' (cochcnn9, cochcnn9-small, default, default-bn, default-f1, default-t2)", name);
+    const CochCNN9Widths *found = builtin_widths(name, err);
+    if (!found) return -1;
+    CochCNN9Widths w = *found;
     for (int k = 0; n_classes && k < w.n_tasks; k++)
         if (n_classes[k] > 0) w.n_classes[k] = n_classes[k];
     Cochleagram *c = cochleagram_create(fe, err);
