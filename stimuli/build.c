@@ -11,6 +11,7 @@
  * is removed when the build completes (--keep-cache keeps it). */
 #include <ftw.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <math.h>
 #include <pthread.h>
@@ -26,10 +27,12 @@ typedef struct {
     const char *recipe, *out;
     uint64_t seed;
     int have_seed, jobs, keep_components, keep_cache, quiet;
+    int train_draws; /* 0: the recipe's */
 } BuildOptions;
 
 typedef struct {
     BuildOptions opt;
+    int only_split; /* -1: every split; else the extra draws' SPLIT_TRAIN */
     Plan plan;
     char clips_dir[1024], cache_dir[1024], tmp_dir[1024], comp_dir[1024], manifest[1024];
     unsigned char *done, *style_needed, *song_needed;
@@ -202,7 +205,7 @@ static void find_needs(Build *b) {
     b->pending = xmalloc(((size_t)p->n_clips + 1) * sizeof *b->pending);
     for (int i = 0; i < p->n_clips; i++) {
         const ClipPlan *c = &p->clips[i];
-        if (b->done[i]) continue;
+        if (b->done[i] || (b->only_split >= 0 && c->split != (Split)b->only_split)) continue;
         b->pending[b->n_pending++] = i;
         if (c->task == TASK_WORD) mark_stream(b, &c->speech);
         if (c->task == TASK_GENRE) b->song_needed[c->song] = 1;
@@ -463,14 +466,16 @@ static int run_phases(Build *b, Pool *pool, Error *err) {
     return 0;
 }
 
-static int build(const BuildOptions *opt, Error *err) {
-    const Recipe *r = recipe_find(opt->recipe);
-    if (!r) return error_set(err, "unknown recipe '%s' (tiny, demo, train, experiment)", opt->recipe);
+/* One draw: the plan of `seed` built into `out`, only clips of split
+ * `only_split` when it is >= 0. */
+static int build_draw(const BuildOptions *opt, const Recipe *r, uint64_t seed, const char *out,
+                      int only_split, Error *err) {
     Build *b = xcalloc(1, sizeof *b);
     b->opt = *opt;
+    b->opt.out = out;
+    b->only_split = only_split;
     pthread_mutex_init(&b->mu, NULL);
-    int rc = check_programs(r, err);
-    if (rc == 0) rc = plan_make(&b->plan, r, opt->have_seed ? opt->seed : r->default_seed, err);
+    int rc = plan_make(&b->plan, r, seed, err);
     if (rc == 0) rc = check_festival_voices(&b->plan, err);
     if (rc == 0) rc = setup_dirs(b, err);
     if (rc == 0) {
@@ -479,8 +484,9 @@ static int build(const BuildOptions *opt, Error *err) {
         rc = run_phases(b, pool, err);
         pool_free(pool);
         if (rc == 0 && !opt->quiet)
-            fprintf(stderr, "stimuli %s: %d clips (%d kept, %d written) in %.1f s: %s\n", r->name,
-                    b->plan.n_clips, b->n_kept, b->n_written, now_seconds() - t0, b->manifest);
+            fprintf(stderr, "stimuli %s, seed %" PRIu64 "%s: %d clips (%d kept, %d written) in %.1f s: %s\n",
+                    r->name, seed, only_split >= 0 ? ", training clips" : "", b->n_kept + b->n_written,
+                    b->n_kept, b->n_written, now_seconds() - t0, b->manifest);
     }
     if (rc == 0) {
         remove_tree(b->tmp_dir);
@@ -494,12 +500,30 @@ static int build(const BuildOptions *opt, Error *err) {
     return rc;
 }
 
+/* The seed's whole set into DIR, then each extra draw of the training
+ * split into its own folder (draws.c), then the joined manifest. */
+static int build(const BuildOptions *opt, Error *err) {
+    const Recipe *r = recipe_find(opt->recipe);
+    if (!r) return error_set(err, "unknown recipe '%s' (tiny, demo, train, experiment)", opt->recipe);
+    uint64_t seed = opt->have_seed ? opt->seed : r->default_seed;
+    int draws = opt->train_draws > 0 ? opt->train_draws : r->train_draws > 0 ? r->train_draws : 1;
+    int rc = check_programs(r, err);
+    if (rc == 0) rc = build_draw(opt, r, seed, opt->out, -1, err);
+    for (int d = 1; d < draws && rc == 0; d++) {
+        char dir[1100];
+        draw_dir(opt->out, seed + (uint64_t)d, dir, sizeof dir);
+        rc = build_draw(opt, r, seed + (uint64_t)d, dir, SPLIT_TRAIN, err);
+    }
+    if (rc == 0 && draws > 1) rc = draws_join(opt->out, seed, draws, opt->quiet, err);
+    return rc;
+}
+
 /* -------------------------------------------------------------- options */
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: metamers stimuli build --recipe RECIPE --out DIR [--seed N] [--jobs N]\n"
-            "                              [--keep-components] [--keep-cache] [--quiet]\n\n"
+            "                              [--train-draws N] [--keep-components] [--keep-cache] [--quiet]\n\n"
             "Synthesizes a labelled stimulus set: DIR/manifest.csv and DIR/clips/*.wav\n"
             "(20 kHz mono float WAV, 2 s, RMS 0.1). Words spoken by espeak-ng, flite and\n"
             "festival voices (target word centred at 1 s); genres from MMA grooves rendered\n"
@@ -512,6 +536,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "  --out DIR           output folder (created)\n"
             "  --seed N            random seed (default: the recipe's)\n"
+            "  --train-draws N     draw the training split N times, from seeds S..S+N-1\n"
+            "                      (default: the recipe's; train: 2); the extra draws'\n"
+            "                      training clips go to DIR/s<seed>/ and join the\n"
+            "                      manifest; the test split is seed S's alone\n"
             "  --jobs N            parallel jobs (default: METAMERS_THREADS or all cores)\n"
             "  --keep-components   also write DIR/components/<clip>.target.wav and\n"
             "                      .noise.wav (scaled as in the mix: mix = target + noise)\n"
@@ -542,14 +570,16 @@ static int parse_options(int argc, char **argv, BuildOptions *o) {
         else if (!strcmp(a, "--keep-cache")) o->keep_cache = 1;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--recipe") || !strcmp(a, "--out") || !strcmp(a, "--seed") ||
-                 !strcmp(a, "--jobs")) {
+                 !strcmp(a, "--jobs") || !strcmp(a, "--train-draws")) {
             if (!val) return fprintf(stderr, "metamers: stimuli build: %s needs a value\n", a), -1;
             i++;
             if (!strcmp(a, "--recipe")) o->recipe = val;
             else if (!strcmp(a, "--out")) o->out = val;
-            else if (parse_u64(val, &u) != 0 || (!strcmp(a, "--jobs") && (u < 1 || u > 256)))
+            else if (parse_u64(val, &u) != 0 || (!strcmp(a, "--jobs") && (u < 1 || u > 256)) ||
+                     (!strcmp(a, "--train-draws") && (u < 1 || u > 16)))
                 return fprintf(stderr, "metamers: stimuli build: bad %s '%s'\n", a, val), -1;
             else if (!strcmp(a, "--seed")) o->seed = u, o->have_seed = 1;
+            else if (!strcmp(a, "--train-draws")) o->train_draws = (int)u;
             else o->jobs = (int)u;
         } else {
             return fprintf(stderr, "metamers: stimuli build: unknown option '%s' (see --help)\n", a), -1;

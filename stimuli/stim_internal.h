@@ -223,6 +223,11 @@ typedef struct Recipe {
     int snr_lo[N_SPLITS], snr_hi[N_SPLITS], snr_step;
     int babble_min, babble_max;
     int speed_lo, speed_hi; /* per clip playback speed, x1000 */
+    /* The training split is drawn this many times (0 means 1): draw d is
+     * the training part of seed S+d's plan (its own voices' styles, songs,
+     * contexts and backgrounds), so the training set grows in distinct
+     * material while the test split stays seed S's. */
+    int train_draws;
 } Recipe;
 
 const Recipe *recipe_find(const char *name);
@@ -234,5 +239,11 @@ int plan_make(Plan *p, const Recipe *r, uint64_t seed, Error *err);
 void plan_free(Plan *p);
 /* The manifest row of a clip (strings owned by the caller's buffers). */
 void plan_row(const Plan *p, const ClipPlan *c, ManifestRow *row, char bufs[6][128]);
+
+/* draws.c: the folder of the training draw of `seed` inside out ("out/s2"),
+ * and DIR/manifest.csv rewritten as the seed's own rows followed by each
+ * extra draw's, ids prefixed "s<seed>-" and paths "s<seed>/". */
+void draw_dir(const char *out, uint64_t seed, char *buf, size_t n);
+int draws_join(const char *out, uint64_t seed, int draws, int quiet, Error *err);
 
 #endif

@@ -338,6 +338,70 @@ TEST(stimuli_tiny_build_deterministic_and_resumable) {
     compare_sets(t, a, b);
 }
 
+static int clip_valid_for_test(const char *path) {
+    Audio a;
+    Error e;
+    if (audio_read(path, 0, STIM_SAMPLES, &a, &e) != 0) return 0;
+    int ok = a.rate == STIM_RATE && a.n == STIM_SAMPLES;
+    audio_free(&a);
+    return ok;
+}
+
+/* --train-draws 2: the manifest is seed 1's whole set, then the training
+ * clips of seed 2's plan (ids "s2-", files under s2/); a rerun keeps all. */
+TEST(stimuli_tiny_train_draws_join) {
+    const char *out = path_in(t, "d");
+    char *argv[] = {"build", "--recipe", "tiny", "--out", (char *)out, "--quiet", "--jobs", "2",
+                    "--train-draws", "2", NULL};
+    REQUIRE(t, stimuli_cmd_build(10, argv) == 0, "build with --train-draws 2 failed");
+    Plan p1, p2;
+    Manifest m;
+    Error err;
+    char mpath[1200], want_id[80], want_path[120], clip[1300];
+    snprintf(mpath, sizeof mpath, "%s/manifest.csv", out);
+    REQUIRE(t, plan_make(&p1, recipe_find("tiny"), 1, &err) == 0, "%s", err.msg);
+    REQUIRE(t, plan_make(&p2, recipe_find("tiny"), 2, &err) == 0, "%s", err.msg);
+    REQUIRE(t, manifest_read(mpath, &m, &err) == 0, "%s", err.msg);
+    int k = 0, n_train2 = 0;
+    for (int i = 0; i < p1.n_clips && k < m.n; i++, k++)
+        CHECK(t, !strcmp(m.rows[k].clip_id, p1.clips[i].id) && m.rows[k].seed == 1, "row %d: %s", k,
+              m.rows[k].clip_id);
+    for (int i = 0; i < p2.n_clips; i++) {
+        if (p2.clips[i].split != SPLIT_TRAIN) continue;
+        n_train2++;
+        if (k >= m.n) break;
+        const ManifestRow *r = &m.rows[k++];
+        snprintf(want_id, sizeof want_id, "s2-%s", p2.clips[i].id);
+        snprintf(want_path, sizeof want_path, "s2/clips/%s.wav", p2.clips[i].id);
+        CHECK(t, !strcmp(r->clip_id, want_id) && !strcmp(r->path, want_path), "row %d: %s %s", k, r->clip_id,
+              r->path);
+        CHECK(t, r->seed == 2 && !strcmp(r->split, "train"), "%s: seed %lld split %s", r->clip_id,
+              (long long)r->seed, r->split);
+        if (!strcmp(r->task, "genre"))
+            CHECK(t, !strncmp(r->speaker_or_style, "song:s2-", 8), "%s: song %s", r->clip_id, r->speaker_or_style);
+        snprintf(clip, sizeof clip, "%s/%s", out, r->path);
+        CHECK(t, clip_valid_for_test(clip), "%s is not a valid clip", clip);
+    }
+    CHECK(t, n_train2 > 0 && m.n == p1.n_clips + n_train2, "%d rows, want %d + %d", m.n, p1.n_clips, n_train2);
+    manifest_free(&m);
+    plan_free(&p1), plan_free(&p2);
+
+    char before_copy[1300];
+    snprintf(before_copy, sizeof before_copy, "%s.before", mpath);
+    size_t n;
+    char *before = slurp(mpath, &n);
+    REQUIRE(t, before && atomic_write_file(before_copy, before, n, 0644, &err) == 0, "copy manifest");
+    free(before);
+    snprintf(clip, sizeof clip, "%s/s2/clips/word-train-00000.wav", out);
+    struct stat s0, s1;
+    REQUIRE(t, stat(clip, &s0) == 0, "stat %s", clip);
+    usleep(20000);
+    REQUIRE(t, stimuli_cmd_build(10, argv) == 0, "rebuild with --train-draws 2 failed");
+    REQUIRE(t, stat(clip, &s1) == 0, "stat %s", clip);
+    CHECK(t, s0.st_ino == s1.st_ino && s0.st_mtim.tv_nsec == s1.st_mtim.tv_nsec, "a draw-2 clip was rewritten");
+    CHECK(t, files_equal(before_copy, mpath), "the joined manifest changed on a rerun");
+}
+
 /* --------------------------------------------------------------- import */
 
 static void write_wav(const char *path, int rate, int channels, const float *x, int64_t frames) {
