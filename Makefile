@@ -106,7 +106,7 @@ model: deps
 	@$(MAKE) --no-print-directory build
 	mkdir -p models
 	./metamers stimuli build --recipe train --out $(MODEL_SET)
-	./metamers train --manifest $(MODEL_SET)/manifest.csv --arch default --epochs 22 --lr 3e-4 --shift 5 --fresh 0.25 \
+	./metamers train --manifest $(MODEL_SET)/manifest.csv --arch default-t2 --epochs 11 --lr 3e-4 --shift 5 --fresh 0.25 \
 	    --freq-shift 1.5 --time-masks 2:8 --freq-masks 1:5 --seed 1 \
 	    --recipe train --cache $(MODEL_SET)/cache --log models/train_log.csv \
 	    --out models/default.safetensors
