@@ -504,7 +504,12 @@ static int build_draw(const BuildOptions *opt, const Recipe *r, uint64_t seed, c
  * split into its own folder (draws.c), then the joined manifest. */
 static int build(const BuildOptions *opt, Error *err) {
     const Recipe *r = recipe_find(opt->recipe);
-    if (!r) return error_set(err, "unknown recipe '%s' (tiny, demo, train, experiment)", opt->recipe);
+    if (!r) {
+        char names[128] = "";
+        for (int i = 0; i < recipe_count(); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", recipe_at(i)->name);
+        return error_set(err, "unknown recipe '%s' (%s)", opt->recipe, names);
+    }
     uint64_t seed = opt->have_seed ? opt->seed : r->default_seed;
     int draws = opt->train_draws > 0 ? opt->train_draws : r->train_draws > 0 ? r->train_draws : 1;
     int rc = check_programs(r, err);

@@ -16,15 +16,19 @@
 
 #include "stim_internal.h"
 
+/* "s2": the draw's folder name inside DIR and its clip-id prefix. */
+static void draw_name(uint64_t seed, char *buf, size_t n) { snprintf(buf, n, "s%" PRIu64, seed); }
+
 void draw_dir(const char *out, uint64_t seed, char *buf, size_t n) {
-    snprintf(buf, n, "%s/s%" PRIu64, out, seed);
+    char name[32];
+    draw_name(seed, name, sizeof name);
+    snprintf(buf, n, "%s/%s", out, name);
 }
 
 static int append_draw(Manifest *joined, const char *out, uint64_t seed, Error *err) {
-    char dir[1100], path[1200], prefix[32];
-    draw_dir(out, seed, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    snprintf(prefix, sizeof prefix, "s%" PRIu64, seed);
+    char path[1200], prefix[32];
+    draw_name(seed, prefix, sizeof prefix);
+    snprintf(path, sizeof path, "%s/%s/manifest.csv", out, prefix);
     Manifest m;
     if (manifest_read(path, &m, err) != 0) return -1;
     for (int i = 0; i < m.n; i++) {
